@@ -1,0 +1,5 @@
+"""This node's capabilities and the requirement language blueprints use."""
+
+from motey.capabilityengine.capability_engine import CapabilityEngine
+
+__all__ = ["CapabilityEngine"]

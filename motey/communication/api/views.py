@@ -1,0 +1,201 @@
+"""REST endpoints. Each view parses, makes one call, and returns JSON."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+from flask import Blueprint, Response, jsonify, request
+
+from motey import __version__
+from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.errors import UnsupportedMediaType, ValidationError
+from motey.models.service import Service
+from motey.node.identity import NodeIdentity
+from motey.node.status import NodeStatusMonitor
+from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
+from motey.repositories.node_repository import NodeRepository
+
+YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
+
+
+def _service_json(service: Service) -> dict[str, Any]:
+    body = service.to_dict()
+    body["links"] = {"self": f"/v1/service/{service.id}"}
+    return body
+
+
+def _yaml_body() -> str:
+    if request.mimetype not in YAML_TYPES:
+        raise UnsupportedMediaType(
+            f"content type {request.mimetype or '(none)'!r} is not supported; send the "
+            f"blueprint as one of {', '.join(YAML_TYPES)}",
+            field="Content-Type",
+        )
+    try:
+        return request.get_data(cache=False).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"blueprint is not valid UTF-8: {exc}", field="(document)") from exc
+
+
+def _json_list_body() -> Any:
+    if request.mimetype != "application/json":
+        raise ValidationError(
+            f"content type {request.mimetype or '(none)'!r} is not supported; "
+            "send application/json",
+            field="Content-Type",
+        )
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ValidationError("request body is not valid JSON", field="(document)")
+    return data
+
+
+def service_blueprint(orchestrator: InterNodeOrchestrator) -> Blueprint:
+    """``/v1/service``: deploy, list, inspect and terminate services."""
+    bp = Blueprint("service", __name__)
+
+    @bp.get("/v1/service")
+    def list_services() -> Any:
+        return jsonify([_service_json(s) for s in orchestrator.list_services()])
+
+    @bp.post("/v1/service")
+    def create_service() -> Any:
+        service = orchestrator.submit_blueprint(_yaml_body())
+        response = jsonify(_service_json(service))
+        response.status_code = 201
+        response.headers["Location"] = f"/v1/service/{service.id}"
+        return response
+
+    @bp.delete("/v1/service")
+    def delete_by_blueprint() -> Any:
+        services = orchestrator.terminate_by_blueprint(_yaml_body())
+        return jsonify([_service_json(s) for s in services]), 202
+
+    @bp.get("/v1/service/<service_id>")
+    def get_service(service_id: str) -> Any:
+        return jsonify(_service_json(orchestrator.get_service(service_id)))
+
+    @bp.delete("/v1/service/<service_id>")
+    def delete_service(service_id: str) -> Any:
+        return jsonify(_service_json(orchestrator.terminate(service_id))), 202
+
+    return bp
+
+
+def capabilities_blueprint(engine: CapabilityEngine) -> Blueprint:
+    """``/v1/capabilities``: this node's capabilities (201 changed, 304 unchanged)."""
+    bp = Blueprint("capabilities", __name__)
+
+    @bp.get("/v1/capabilities")
+    def list_capabilities() -> Any:
+        return jsonify(engine.all())
+
+    @bp.put("/v1/capabilities")
+    def add_capabilities() -> Any:
+        changed = engine.add(_json_list_body(), source="rest")
+        return (jsonify(engine.all()), 201) if changed else Response(status=304)
+
+    @bp.delete("/v1/capabilities")
+    def remove_capabilities() -> Any:
+        changed = engine.remove(_json_list_body(), source="rest")
+        return (jsonify(engine.all()), 201) if changed else Response(status=304)
+
+    return bp
+
+
+def nodes_blueprint(
+    nodes: NodeRepository,
+    status: NodeStatusMonitor,
+    identity: NodeIdentity,
+    capabilities: CapabilityEngine,
+) -> Blueprint:
+    """``/v1/nodes``, ``/v1/nodestatus`` and ``/v1/node`` (this node's lifecycle)."""
+    bp = Blueprint("nodes", __name__)
+
+    def self_entry() -> dict[str, Any]:
+        entry = identity.as_node(capabilities.all()).to_dict()
+        entry["self"] = True
+        entry["lifecycle_reason"] = identity.lifecycle_reason
+        return entry
+
+    @bp.get("/v1/nodes")
+    def list_nodes() -> Any:
+        others = []
+        for node in nodes.all():
+            if node.id == identity.id or (node.id is None and node.ip == identity.ip):
+                continue
+            entry = node.to_dict()
+            entry["self"] = False
+            others.append(entry)
+        return jsonify([self_entry(), *others])
+
+    @bp.get("/v1/nodestatus")
+    def node_status() -> Any:
+        body = status.snapshot()
+        body.update(
+            {
+                "id": identity.id,
+                "name": identity.name,
+                "ip": identity.ip,
+                "lifecycle": identity.lifecycle.value,
+                "lifecycle_reason": identity.lifecycle_reason,
+            }
+        )
+        return jsonify(body)
+
+    @bp.get("/v1/node")
+    def get_node() -> Any:
+        return jsonify(self_entry())
+
+    @bp.put("/v1/node")
+    def set_node() -> Any:
+        if request.mimetype != "application/json":
+            raise UnsupportedMediaType("send application/json", field="Content-Type")
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict) or not isinstance(data.get("lifecycle"), str):
+            raise ValidationError(
+                'body must be {"lifecycle": PHASE, "reason": TEXT}', field="lifecycle"
+            )
+        reason = data.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 500:
+            raise ValidationError(
+                "reason must be a string of at most 500 characters", field="reason"
+            )
+        identity.set_lifecycle(data["lifecycle"], reason or "set over REST")
+        return jsonify(self_entry())
+
+    return bp
+
+
+def meta_blueprint() -> Blueprint:
+    """``/v1`` (links to everything) and ``/v1/openapi.json``."""
+    bp = Blueprint("meta", __name__)
+
+    @bp.get("/v1")
+    def api_index() -> Any:
+        return jsonify(
+            {
+                "version": __version__,
+                "links": {
+                    "services": "/v1/service",
+                    "capabilities": "/v1/capabilities",
+                    "nodes": "/v1/nodes",
+                    "nodestatus": "/v1/nodestatus",
+                    "node": "/v1/node",
+                    "openapi": "/v1/openapi.json",
+                },
+            }
+        )
+
+    @bp.get("/v1/openapi.json")
+    def openapi() -> Any:
+        text = (
+            resources.files("motey.communication.api").joinpath("openapi.yaml").read_text("utf-8")
+        )
+        spec = yaml.safe_load(text)
+        spec["info"]["version"] = __version__
+        return jsonify(spec)
+
+    return bp

@@ -1,0 +1,1 @@
+"""Dependency injection: the one container that knows every class."""

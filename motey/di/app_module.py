@@ -1,0 +1,161 @@
+"""The application container. Built by the entry point, never at import time."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.communication.api.app import create_app
+from motey.communication.api_server import APIServer
+from motey.communication.communication_manager import CommunicationManager
+from motey.core import Core
+from motey.logging_setup import setup_logging
+from motey.node.identity import NodeIdentity, load_or_create_node_id
+from motey.node.status import NodeStatusMonitor
+from motey.orchestrator.cluster import ClusterGateway
+from motey.orchestrator.executor import ImageExecutor
+from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
+from motey.orchestrator.placement import Placement
+from motey.repositories.base import Database
+from motey.repositories.capability_repository import CapabilityRepository
+from motey.repositories.node_repository import NodeRepository
+from motey.repositories.service_repository import ServiceRepository
+from motey.val.loader import discover_plugins
+from motey.val.manager import VALManager
+
+
+def _open_database(path: str, name: str) -> Any:
+    """Resource: open one TinyDB file and close it on shutdown."""
+    database = Database(os.path.join(path, name)).open()
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def _ports(config: dict[str, Any]) -> dict[str, int]:
+    zmq = config["ZEROMQ"]
+    return {
+        "api": config["WEBSERVER"]["port"],
+        "capabilities_replier": zmq["capabilities_replier"],
+        "deploy_image_replier": zmq["deploy_image_replier"],
+        "image_status_replier": zmq["image_status_replier"],
+        "image_terminate_replier": zmq["image_terminate_replier"],
+    }
+
+
+def _plugin_dirs(value: str) -> list[str]:
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+class ApplicationContainer(containers.DeclarativeContainer):
+    """Every component of a node and how they are wired."""
+
+    config = providers.Configuration(strict=True)
+    full_config = providers.Callable(lambda c: c, config)
+
+    logging = providers.Resource(
+        setup_logging,
+        log_path=config.LOGGER.log_path,
+        file_name=config.LOGGER.file_name,
+        level=config.LOGGER.level,
+        console=config.LOGGER.console,
+    )
+
+    # -- data ----------------------------------------------------------------------
+    services_db = providers.Resource(_open_database, config.DATABASE.path, "services.json")
+    nodes_db = providers.Resource(_open_database, config.DATABASE.path, "nodes.json")
+    capabilities_db = providers.Resource(_open_database, config.DATABASE.path, "capabilities.json")
+    service_repository = providers.Singleton(ServiceRepository, services_db)
+    node_repository = providers.Singleton(NodeRepository, nodes_db)
+    capability_repository = providers.Singleton(CapabilityRepository, capabilities_db)
+
+    # -- this node -----------------------------------------------------------------
+    node_id = providers.Singleton(load_or_create_node_id, config.DATABASE.path)
+    identity = providers.Singleton(
+        NodeIdentity,
+        node_id=node_id,
+        name=config.NODE.name,
+        ip=config.NODE.ip,
+        ports=providers.Callable(_ports, full_config),
+    )
+    node_status = providers.Singleton(NodeStatusMonitor, disk_path=config.DATABASE.path)
+
+    # -- virtualization ------------------------------------------------------------
+    val_manager = providers.Singleton(
+        VALManager,
+        discover=providers.Callable(
+            lambda dirs: lambda: discover_plugins(dirs),
+            providers.Callable(_plugin_dirs, config.VAL.plugin_path),
+        ),
+        settings=full_config,
+        node_id=node_id,
+    )
+
+    # -- capabilities --------------------------------------------------------------
+    capability_engine = providers.Singleton(
+        CapabilityEngine,
+        repository=capability_repository,
+        static_capabilities=config.NODE.capabilities,
+        engine_capabilities=val_manager.provided.capabilities,
+    )
+
+    # -- orchestration -------------------------------------------------------------
+    remote_client = providers.Object(None)
+    image_executor = providers.Singleton(ImageExecutor, identity, val_manager, capability_engine)
+    gateway = providers.Singleton(
+        ClusterGateway, identity, image_executor, node_repository, remote_client
+    )
+    placement = providers.Singleton(
+        Placement, gateway, timeout=config.ORCHESTRATOR.placement_timeout
+    )
+    orchestrator = providers.Singleton(
+        InterNodeOrchestrator,
+        services=service_repository,
+        val_manager=val_manager,
+        gateway=gateway,
+        placement=placement,
+        identity=identity,
+        watch_interval=config.ORCHESTRATOR.watch_interval,
+        workers=config.ORCHESTRATOR.workers,
+    )
+
+    # -- communication -------------------------------------------------------------
+    flask_app = providers.Singleton(
+        create_app,
+        orchestrator=orchestrator,
+        capability_engine=capability_engine,
+        node_repository=node_repository,
+        node_status=node_status,
+        identity=identity,
+        cors_origins=config.WEBSERVER.cors_origins,
+        webclient_path=config.WEBSERVER.webclient_path,
+    )
+    api_server = providers.Singleton(
+        APIServer,
+        app=flask_app,
+        ip=config.WEBSERVER.ip,
+        port=config.WEBSERVER.port,
+        threads=config.WEBSERVER.threads,
+    )
+    communication_manager = providers.Singleton(
+        CommunicationManager, transports=providers.List(api_server)
+    )
+
+    core = providers.Singleton(
+        Core,
+        identity=identity,
+        components=providers.List(
+            val_manager, capability_engine, node_status, orchestrator, communication_manager
+        ),
+    )
+
+
+def build_container(config: dict[str, Any]) -> ApplicationContainer:
+    """A container fed with a loaded configuration (see :func:`motey.config.load_config`)."""
+    container = ApplicationContainer()
+    container.config.from_dict(config)
+    return container

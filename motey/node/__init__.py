@@ -1,0 +1,1 @@
+"""This node: its identity, lifecycle phase and resource usage."""

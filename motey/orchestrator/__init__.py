@@ -1,0 +1,1 @@
+"""The business logic: parse, validate, place, deploy, watch and terminate services."""

@@ -1,0 +1,73 @@
+"""Turning a YAML blueprint into a validated, not yet stored, :class:`Service`."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import yaml
+
+from motey.capabilityengine.requirements import parse_requirement
+from motey.errors import ValidationError
+from motey.models.image import Image, ImageState
+from motey.models.service import Service, ServiceState
+from motey.schemas.blueprint import BLUEPRINT_SCHEMA
+from motey.schemas.validation import validate
+
+#: Blueprints larger than this are refused before parsing (YAML bombs, mistakes).
+MAX_BLUEPRINT_BYTES = 256 * 1024
+
+
+def load_blueprint(text: str) -> dict[str, Any]:
+    """Parse and schema-check a YAML blueprint; errors name the line or the field."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_BLUEPRINT_BYTES:
+        raise ValidationError(
+            f"blueprint is larger than {MAX_BLUEPRINT_BYTES // 1024} KiB", field="(document)"
+        )
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValidationError(f"invalid YAML{where}: {problem}", field="(document)") from exc
+    if not isinstance(data, dict):
+        raise ValidationError(
+            "invalid blueprint: (document): must be a mapping with service_name and images",
+            field="(document)",
+        )
+    validate(data, BLUEPRINT_SCHEMA, "blueprint")
+    for i, image in enumerate(data["images"]):
+        for j, requirement in enumerate(image.get("capabilities") or []):
+            parse_requirement(requirement, field=f"images[{i}].capabilities[{j}]")
+    return data
+
+
+def service_from_blueprint(data: dict[str, Any], owner_id: str) -> Service:
+    """A fresh service (state INITIAL) with new ids for it and each of its images."""
+    service_id = str(uuid.uuid4())
+    now = time.time()
+    images = [
+        Image(
+            id=str(uuid.uuid4()),
+            name=entry["name"],
+            engine=entry.get("engine") or "docker",
+            parameters=dict(entry.get("parameters") or {}),
+            capabilities=list(entry.get("capabilities") or []),
+            state=ImageState.INITIAL,
+            service_id=service_id,
+            owner_id=owner_id,
+        )
+        for entry in data["images"]
+    ]
+    return Service(
+        id=service_id,
+        service_name=data["service_name"],
+        images=images,
+        node_type=data.get("node_type"),
+        state=ServiceState.INITIAL,
+        created_at=now,
+        updated_at=now,
+        history=[{"at": now, "state": ServiceState.INITIAL.value, "message": "accepted"}],
+    )

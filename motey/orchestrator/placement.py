@@ -1,0 +1,94 @@
+"""Choosing the node for an image by its required capabilities."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
+
+import logbook
+
+from motey.capabilityengine.requirements import unmet
+from motey.errors import MoteyError
+from motey.models.image import Image
+from motey.models.node import Node, NodeLifecycle
+from motey.orchestrator.cluster import ClusterGateway
+
+log = logbook.Logger(__name__)
+
+
+class PlacementError(MoteyError):
+    """No reachable node meets an image's requirements."""
+
+    http_status = 422
+
+
+class Placement:
+    """Local first; otherwise the least-loaded peer that meets every requirement.
+
+    Peers are asked in parallel and only for ``timeout`` seconds, so a dead or fake
+    node in the node list delays a placement by at most that long.
+    """
+
+    def __init__(self, gateway: ClusterGateway, timeout: float = 3.0) -> None:
+        self._gateway = gateway
+        self._timeout = timeout
+
+    def place(self, image: Image, exclude: set[str] | None = None) -> Node:
+        """The node to run ``image`` on, or :class:`PlacementError` naming what is missing."""
+        exclude = exclude or set()
+        local = self._gateway.describe(self._gateway.local_node())
+        local_missing = unmet(image.capabilities, local["capabilities"])
+        local_ok = local["lifecycle"] == NodeLifecycle.OPERATE.value
+        if local_ok and not local_missing and self._gateway.local_id not in exclude:
+            return self._gateway.local_node()
+
+        peers = [n for n in self._gateway.candidates() if (n.id or n.ip) not in exclude]
+        answers = self._ask(peers)
+        fitting: list[tuple[float, str, Node]] = []
+        missing_by_node: dict[str, list[str]] = {}
+        if not local_ok:
+            missing_by_node["local"] = [f"node is in {local['lifecycle']}"]
+        elif self._gateway.local_id not in exclude:
+            missing_by_node["local"] = local_missing
+        for node, info in answers:
+            if info.get("lifecycle", NodeLifecycle.OPERATE.value) != NodeLifecycle.OPERATE.value:
+                missing_by_node[node.name or node.ip] = [f"node is in {info.get('lifecycle')}"]
+                continue
+            missing = unmet(image.capabilities, info.get("capabilities", []))
+            if missing:
+                missing_by_node[node.name or node.ip] = missing
+                continue
+            load = info.get("load")
+            fitting.append((float(load) if isinstance(load, int | float) else 1e9, node.ip, node))
+        if fitting:
+            fitting.sort(key=lambda item: (item[0], item[1]))
+            chosen = fitting[0][2]
+            if info_id := next((i.get("node_id") for n, i in answers if n.ip == chosen.ip), None):
+                chosen.id = chosen.id or info_id
+            return chosen
+        wanted = sorted(set(image.capabilities))
+        still_missing = sorted({m for ms in missing_by_node.values() for m in ms}) or wanted
+        asked = len(peers) + 1
+        raise PlacementError(
+            f"no node meets the requirements of image {image.name!r}: missing "
+            f"{', '.join(still_missing)} (asked {asked} node(s), {len(answers) + 1} answered)",
+            details={"required": wanted, "missing_by_node": missing_by_node},
+        )
+
+    def _ask(self, peers: list[Node]) -> list[tuple[Node, dict[str, Any]]]:
+        if not peers:
+            return []
+        results: list[tuple[Node, dict[str, Any]]] = []
+        with ThreadPoolExecutor(max_workers=min(8, len(peers))) as pool:
+            futures = {pool.submit(self._gateway.describe, peer): peer for peer in peers}
+            done, _ = wait(futures, timeout=self._timeout + 1)
+            for future in futures:
+                peer = futures[future]
+                if future not in done:
+                    log.warning("node {} did not answer the capability request in time", peer.ip)
+                    continue
+                try:
+                    results.append((peer, future.result()))
+                except MoteyError as exc:
+                    log.warning("node {} did not answer the capability request: {}", peer.ip, exc)
+        return results

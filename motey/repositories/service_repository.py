@@ -1,0 +1,45 @@
+"""Persistence of services (with their images)."""
+
+from __future__ import annotations
+
+from tinydb import Query
+
+from motey.models.service import Service
+from motey.repositories.base import Database
+
+
+class ServiceRepository:
+    """Stores services by id; all access serialised by the database lock."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def add(self, service: Service) -> None:
+        """Store a new service (or replace one with the same id)."""
+        self.update(service)
+
+    def update(self, service: Service) -> None:
+        """Insert or replace the service with this id."""
+        doc = service.to_dict()
+        self._db.run(lambda db: db.table("services").upsert(doc, Query().id == service.id))
+
+    def get(self, service_id: str) -> Service | None:
+        """The service with this id, or ``None``."""
+        doc = self._db.run(lambda db: db.table("services").get(Query().id == service_id))
+        return Service.from_dict(dict(doc)) if doc else None  # type: ignore[arg-type]
+
+    def find_by_name(self, name: str) -> list[Service]:
+        """Services with this ``service_name`` (the original deleted by name)."""
+        docs = self._db.run(lambda db: db.table("services").search(Query().service_name == name))
+        return [Service.from_dict(dict(d)) for d in docs]
+
+    def all(self) -> list[Service]:
+        """Every stored service, oldest first."""
+        docs = self._db.run(lambda db: db.table("services").all())
+        services = [Service.from_dict(dict(d)) for d in docs]
+        return sorted(services, key=lambda s: (s.created_at, s.id))
+
+    def remove(self, service_id: str) -> bool:
+        """Forget a service; ``True`` when one was removed."""
+        removed = self._db.run(lambda db: db.table("services").remove(Query().id == service_id))
+        return bool(removed)

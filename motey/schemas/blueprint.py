@@ -1,0 +1,44 @@
+"""Schema of a service blueprint (the original's YAML format, extended)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: A requirement: a plain name (``zigbee``), a negation (``!camera``) or a comparison
+#: (``arch=arm64``, ``memory_mb>=512``).
+REQUIREMENT_PATTERN = r"^!?[A-Za-z0-9_.:/-]+((==|!=|>=|<=|=|>|<)[A-Za-z0-9_.:/+-]+)?$"
+
+BLUEPRINT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["service_name", "images"],
+    "additionalProperties": False,
+    "properties": {
+        "service_name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        },
+        "node_type": {"type": "string", "maxLength": 64},
+        "images": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 64,
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "engine": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "parameters": {"type": "object"},
+                    "capabilities": {
+                        "type": "array",
+                        "maxItems": 64,
+                        "items": {"type": "string", "pattern": REQUIREMENT_PATTERN},
+                    },
+                },
+            },
+        },
+    },
+}

@@ -1,0 +1,1 @@
+"""The virtualization abstraction layer: one plugin per container engine."""

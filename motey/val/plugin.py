@@ -1,0 +1,95 @@
+"""The typed contract every VAL plugin fulfils.
+
+A plugin wraps one engine (Docker, ...) and is the only code that talks to it. Motey
+finds the containers it started through labels, so every method that looks an instance
+up does it by the Motey image id, never by a name the user chose.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from motey.models.image import Image, ImageState
+
+LABEL_NODE_ID = "motey.node_id"
+LABEL_SERVICE_ID = "motey.service_id"
+LABEL_IMAGE_ID = "motey.image_id"
+LABEL_OWNER_ID = "motey.owner_id"
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """What an engine says of one image's instance."""
+
+    state: ImageState
+    message: str = ""
+    exists: bool = True
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """One instance found on the engine by its Motey labels."""
+
+    instance_id: str
+    labels: dict[str, str] = field(default_factory=dict)
+    state: ImageState = ImageState.RUNNING
+
+    @property
+    def image_id(self) -> str | None:
+        return self.labels.get(LABEL_IMAGE_ID)
+
+    @property
+    def service_id(self) -> str | None:
+        return self.labels.get(LABEL_SERVICE_ID)
+
+
+class VALPlugin(abc.ABC):
+    """Base class of an engine plugin.
+
+    ``settings`` is the config section named after the engine (``[DOCKER]`` for
+    ``docker``), ``node_id`` the id this node labels its instances with.
+    """
+
+    #: The engine name blueprints use (``engine: docker``).
+    name: str = ""
+
+    def __init__(self, settings: dict[str, Any], node_id: str) -> None:
+        self.settings = settings
+        self.node_id = node_id
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect to the engine; raise :class:`~motey.errors.EngineError` if it is absent."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; idempotent."""
+
+    @abc.abstractmethod
+    def capabilities(self) -> list[dict[str, Any]]:
+        """Capabilities this engine gives the node (e.g. ``docker``)."""
+
+    @abc.abstractmethod
+    def validate_parameters(self, parameters: dict[str, Any], field: str) -> None:
+        """Raise ValidationError (naming ``field``) for parameters the engine cannot take."""
+
+    @abc.abstractmethod
+    def ensure_image(self, name: str) -> None:
+        """Make sure the image is present (pulling it if allowed) or raise ImageUnavailable."""
+
+    @abc.abstractmethod
+    def instantiate(self, image: Image, labels: dict[str, str]) -> str:
+        """Start the image (idempotent by the image id label) and return the instance id."""
+
+    @abc.abstractmethod
+    def status(self, image_id: str) -> InstanceStatus:
+        """The current state of the instance of this Motey image id."""
+
+    @abc.abstractmethod
+    def terminate(self, image_id: str) -> bool:
+        """Stop and remove the instance; ``False`` when there was none. Idempotent."""
+
+    @abc.abstractmethod
+    def list_instances(self) -> list[InstanceInfo]:
+        """Every instance this node (``node_id``) started on the engine."""

@@ -1,0 +1,251 @@
+"""Docker engine plugin: the only module of Motey that imports ``docker``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+import docker.errors
+import logbook
+
+from motey.errors import EngineError, ImageUnavailable, ValidationError
+from motey.models.image import Image, ImageState
+from motey.val.plugin import LABEL_IMAGE_ID, LABEL_NODE_ID, InstanceInfo, InstanceStatus, VALPlugin
+
+log = logbook.Logger(__name__)
+
+#: Blueprint ``parameters`` passed through to ``containers.run`` and their JSON types.
+ALLOWED_PARAMETERS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "command": (str, list),
+    "entrypoint": (str, list),
+    "environment": (dict, list),
+    "ports": (dict,),
+    "volumes": (dict, list),
+    "devices": (list,),
+    "working_dir": (str,),
+    "user": (str, int),
+    "hostname": (str,),
+    "network_mode": (str,),
+    "restart_policy": (dict,),
+    "labels": (dict,),
+    "mem_limit": (str, int),
+    "cpu_shares": (int,),
+    "privileged": (bool,),
+    "cap_add": (list,),
+    "tty": (bool,),
+    "stdin_open": (bool,),
+    "extra_hosts": (dict,),
+    "dns": (list,),
+    "shm_size": (str, int),
+}
+
+_STATE_MAP = {
+    "created": ImageState.INITIAL,
+    "restarting": ImageState.INSTANTIATING,
+    "running": ImageState.RUNNING,
+    "paused": ImageState.RUNNING,
+    "removing": ImageState.STOPPING,
+}
+
+
+class DockerVAL(VALPlugin):
+    """Runs Motey images as Docker containers labelled with node, service and image id."""
+
+    name = "docker"
+
+    def __init__(self, settings: dict[str, Any], node_id: str) -> None:
+        super().__init__(settings, node_id)
+        self._client: docker.DockerClient | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        url = self.settings.get("url") or "unix://var/run/docker.sock"
+        try:
+            client = docker.DockerClient(
+                base_url=url, timeout=int(self.settings.get("timeout", 60))
+            )
+            client.ping()
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"Docker engine at {url} does not answer: {exc}") from exc
+        self._client = client
+        log.info("connected to Docker engine at {}", url)
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self.start()
+        assert self._client is not None
+        return self._client
+
+    # -- contract ------------------------------------------------------------------
+    def capabilities(self) -> list[dict[str, Any]]:
+        return [{"capability": "docker", "capability_type": "engine"}]
+
+    def validate_parameters(self, parameters: dict[str, Any], field: str) -> None:
+        for key, value in parameters.items():
+            if key not in ALLOWED_PARAMETERS:
+                allowed = ", ".join(sorted(ALLOWED_PARAMETERS))
+                raise ValidationError(
+                    f"invalid blueprint: {field}.{key}: unknown docker parameter "
+                    f"(allowed: {allowed})",
+                    field=f"{field}.{key}",
+                )
+            types = ALLOWED_PARAMETERS[key]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                names = " or ".join(t.__name__ for t in types)
+                raise ValidationError(
+                    f"invalid blueprint: {field}.{key}: must be {names}, "
+                    f"got {type(value).__name__}",
+                    field=f"{field}.{key}",
+                )
+            if key == "labels" and any(str(k).startswith("motey.") for k in value):
+                raise ValidationError(
+                    f"invalid blueprint: {field}.labels: the motey.* labels are reserved",
+                    field=f"{field}.labels",
+                )
+
+    def ensure_image(self, name: str) -> None:
+        try:
+            self.client.images.get(name)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise EngineError(
+                f"Docker could not inspect image {name!r}: {exc.explanation}"
+            ) from exc
+        if not self.settings.get("pull_missing", True):
+            raise ImageUnavailable(
+                f"image {name!r} is not present on this node and pulling is disabled "
+                "([DOCKER] pull_missing = false)"
+            )
+        repository, tag = _split_reference(name)
+        log.info("pulling image {}:{}", repository, tag)
+        try:
+            self.client.images.pull(repository, tag=tag)
+        except docker.errors.DockerException as exc:
+            reason = getattr(exc, "explanation", None) or str(exc)
+            raise ImageUnavailable(
+                f"image {name!r} is not present on this node and cannot be pulled: {reason}"
+            ) from exc
+
+    def instantiate(self, image: Image, labels: dict[str, str]) -> str:
+        existing = self._find(image.id)
+        if existing is not None:
+            if existing.status == "running":
+                log.info("image {} already runs as container {}", image.id, existing.short_id)
+                return str(existing.id)
+            # A leftover from an interrupted start: replace it rather than run a second one.
+            self._remove(existing)
+        params = dict(image.parameters)
+        params["labels"] = {**params.get("labels", {}), **labels}
+        try:
+            container = self.client.containers.run(image.name, detach=True, **params)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageUnavailable(f"image {image.name!r} is not present on this node") from exc
+        except docker.errors.APIError as exc:
+            self._cleanup_failed(image.id)
+            raise EngineError(
+                f"Docker could not start image {image.name!r}: {exc.explanation or exc}"
+            ) from exc
+        except docker.errors.DockerException as exc:
+            self._cleanup_failed(image.id)
+            raise EngineError(f"Docker could not start image {image.name!r}: {exc}") from exc
+        log.info("started image {} ({}) as container {}", image.id, image.name, container.short_id)
+        return str(container.id)
+
+    def status(self, image_id: str) -> InstanceStatus:
+        container = self._find(image_id)
+        if container is None:
+            return InstanceStatus(
+                ImageState.ERROR, "container not found (removed outside Motey?)", exists=False
+            )
+        state = container.attrs.get("State", {})
+        status = state.get("Status", container.status)
+        if status in _STATE_MAP:
+            message = "paused" if status == "paused" else ""
+            return InstanceStatus(_STATE_MAP[status], message, instance_id=container.id)
+        if status == "exited":
+            code = state.get("ExitCode", 0)
+            if code == 0:
+                return InstanceStatus(
+                    ImageState.TERMINATED, "container exited with code 0", instance_id=container.id
+                )
+            error = state.get("Error") or ""
+            message = f"container exited with code {code}" + (f": {error}" if error else "")
+            return InstanceStatus(ImageState.ERROR, message, instance_id=container.id)
+        return InstanceStatus(ImageState.ERROR, f"container is {status}", instance_id=container.id)
+
+    def terminate(self, image_id: str) -> bool:
+        found = False
+        for container in self._find_all(image_id):
+            found = True
+            self._remove(container)
+        return found
+
+    def list_instances(self) -> list[InstanceInfo]:
+        try:
+            containers = self.client.containers.list(
+                all=True, filters={"label": f"{LABEL_NODE_ID}={self.node_id}"}
+            )
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"Docker could not list containers: {exc}") from exc
+        result = []
+        for container in containers:
+            state = _STATE_MAP.get(container.status, ImageState.ERROR)
+            result.append(InstanceInfo(str(container.id), dict(container.labels), state))
+        return result
+
+    # -- helpers -------------------------------------------------------------------
+    def _find_all(self, image_id: str) -> list[Any]:
+        filters = {"label": [f"{LABEL_IMAGE_ID}={image_id}", f"{LABEL_NODE_ID}={self.node_id}"]}
+        try:
+            return list(self.client.containers.list(all=True, filters=filters))
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"Docker could not list containers: {exc}") from exc
+
+    def _find(self, image_id: str) -> Any | None:
+        containers = self._find_all(image_id)
+        running = [c for c in containers if c.status == "running"]
+        return (running or containers or [None])[0]
+
+    def _remove(self, container: Any) -> None:
+        timeout = int(self.settings.get("stop_timeout", 10))
+        try:
+            if container.status in ("running", "restarting", "paused"):
+                container.stop(timeout=timeout)
+            container.remove(force=True)
+            log.info("removed container {}", container.short_id)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409 and "already in progress" in str(exc.explanation):
+                return
+            raise EngineError(
+                f"Docker could not remove container {container.short_id}: {exc}"
+            ) from exc
+
+    def _cleanup_failed(self, image_id: str) -> None:
+        """Remove a container that was created but failed to start."""
+        try:
+            for container in self._find_all(image_id):
+                container.remove(force=True)
+        except docker.errors.DockerException as exc:
+            log.warning("could not clean up failed container of image {}: {}", image_id, exc)
+
+
+def _split_reference(name: str) -> tuple[str, str]:
+    """Split ``repo[:tag]`` without mistaking a registry port for a tag."""
+    if "@" in name:
+        return name, ""
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, tag = name.rsplit(":", 1)
+        return repository, tag
+    return name, "latest"
