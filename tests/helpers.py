@@ -1,0 +1,254 @@
+"""Shared test machinery: real Motey processes, a real Mosquitto, Docker clean-up.
+
+Every node gets its own loopback address, chosen per test run, so tests may run next to
+a developer's demo cluster (which uses 127.0.1.x) without port clashes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+TEST_IMAGE = "motey-test/busybox:latest"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# One address block per test run: 127.<pid-derived>.<counter>.<counter>.
+_BLOCK = 20 + os.getpid() % 200
+_counter = itertools.count(1)
+
+
+def next_loopback() -> str:
+    """A loopback address no other node of this test run uses."""
+    n = next(_counter)
+    return f"127.{_BLOCK}.{n // 250}.{n % 250 + 1}"
+
+
+def free_port(ip: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2, what: str = ""
+) -> Any:
+    """Poll ``predicate`` until it returns a truthy value; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # keep polling through transient errors
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: {last_exc}")
+
+
+class MoteyNode:
+    """A real ``motey run`` process with its own config, data folder and address."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        name: str | None = None,
+        ip: str | None = None,
+        mqtt: tuple[str, int] | None = None,
+        capabilities: list[str] | None = None,
+        extra: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.ip = ip or next_loopback()
+        self.name = name or f"node-{self.ip}"
+        self.dir = workdir / self.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = 5023
+        self.mqtt = mqtt
+        sections: dict[str, dict[str, Any]] = {
+            "NODE": {"ip": self.ip, "name": self.name, "capabilities": ",".join(capabilities or [])},
+            "WEBSERVER": {"port": self.port, "cors_origins": "*"},
+            "DATABASE": {"path": "db"},
+            "LOGGER": {"log_path": "log", "level": "DEBUG"},
+            "GENERAL": {"pid": "motey.pid"},
+            "DOCKER": {"stop_timeout": 1, "pull_missing": "true"},
+            "ORCHESTRATOR": {"watch_interval": 0.5, "placement_timeout": 2},
+            "ZEROMQ": {
+                "request_timeout": 2,
+                "capability_engine_ipc_path": str(self.dir / "capability_engine.ipc"),
+            },
+            "MQTT": {"ip": mqtt[0] if mqtt else "", "port": mqtt[1] if mqtt else 1883, "keepalive": 2},
+        }
+        for section, values in (extra or {}).items():
+            sections.setdefault(section, {}).update(values)
+        self.sections = sections
+        self.config_path = self.dir / "config.ini"
+        self.write_config()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_file = self.dir / "stdout.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{self.port}"
+
+    @property
+    def node_id(self) -> str | None:
+        path = self.dir / "db" / "node_id"
+        return path.read_text().strip() if path.exists() else None
+
+    def write_config(self) -> None:
+        lines = []
+        for section, values in self.sections.items():
+            lines.append(f"[{section}]")
+            lines.extend(f"{k} = {v}" for k, v in values.items())
+            lines.append("")
+        self.config_path.write_text("\n".join(lines))
+
+    def start(self, wait: bool = True) -> MoteyNode:
+        env = dict(os.environ)
+        env.pop("MOTEY_CONFIG", None)
+        with self.log_file.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "motey", "run", "--config", str(self.config_path)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                env=env,
+            )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"node {self.name} exited early:\n{self.log()}")
+            r = requests.get(f"{self.url}/v1/node", timeout=1)
+            return r.status_code == 200 and r.json()["lifecycle"] == "OPERATE"
+
+        try:
+            wait_for(ready, timeout=timeout, what=f"node {self.name} to operate")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- log ---\n{self.log()}") from None
+
+    def log(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-8000:]
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+                raise AssertionError(f"node {self.name} did not stop within {timeout}s") from None
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    # -- REST helpers ----------------------------------------------------------------
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return requests.get(f"{self.url}{path}", timeout=kw.pop("timeout", 10), **kw)
+
+    def post_yaml(self, text: str, content_type: str = "application/x-yaml") -> requests.Response:
+        return requests.post(
+            f"{self.url}/v1/service",
+            data=textwrap.dedent(text).encode(),
+            headers={"Content-Type": content_type},
+            timeout=30,
+        )
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return requests.delete(f"{self.url}{path}", timeout=kw.pop("timeout", 10), **kw)
+
+    def put_json(self, path: str, body: Any) -> requests.Response:
+        return requests.put(f"{self.url}{path}", json=body, timeout=10)
+
+    def service(self, service_id: str) -> dict[str, Any]:
+        r = self.get(f"/v1/service/{service_id}")
+        r.raise_for_status()
+        return r.json()
+
+    def wait_service_state(self, service_id: str, state: str, timeout: float = 30.0) -> dict:
+        last: dict[str, Any] = {}
+
+        def check() -> bool:
+            nonlocal last
+            last = self.service(service_id)
+            return last["state"] == state
+
+        try:
+            wait_for(check, timeout=timeout, what=f"service {service_id} to be {state}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nlast: {last}\n--- log ---\n{self.log()}") from None
+        return last
+
+
+def unique_name(prefix: str = "svc") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class Mosquitto:
+    """A real Mosquitto broker on a loopback address and a free port."""
+
+    def __init__(self, workdir: Path, ip: str = "127.0.0.1") -> None:
+        self.ip = ip
+        self.port = free_port(ip)
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} {self.ip}\nallow_anonymous true\npersistence false\n"
+            f"log_dest file {self.dir / 'mosquitto.log'}\nlog_type all\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Mosquitto:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen(
+            [binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+        def listening() -> bool:
+            with socket.create_connection((self.ip, self.port), timeout=0.5):
+                return True
+
+        wait_for(listening, timeout=10, what="mosquitto to listen")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+            self.process = None
