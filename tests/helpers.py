@@ -79,7 +79,11 @@ class MoteyNode:
         self.port = 5023
         self.mqtt = mqtt
         sections: dict[str, dict[str, Any]] = {
-            "NODE": {"ip": self.ip, "name": self.name, "capabilities": ",".join(capabilities or [])},
+            "NODE": {
+                "ip": self.ip,
+                "name": self.name,
+                "capabilities": ",".join(capabilities or []),
+            },
             "WEBSERVER": {"port": self.port, "cors_origins": "*"},
             "DATABASE": {"path": "db"},
             "LOGGER": {"log_path": "log", "level": "DEBUG"},
@@ -90,7 +94,11 @@ class MoteyNode:
                 "request_timeout": 2,
                 "capability_engine_ipc_path": str(self.dir / "capability_engine.ipc"),
             },
-            "MQTT": {"ip": mqtt[0] if mqtt else "", "port": mqtt[1] if mqtt else 1883, "keepalive": 2},
+            "MQTT": {
+                "ip": mqtt[0] if mqtt else "",
+                "port": mqtt[1] if mqtt else 1883,
+                "keepalive": 2,
+            },
         }
         for section, values in (extra or {}).items():
             sections.setdefault(section, {}).update(values)
