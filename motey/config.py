@@ -43,6 +43,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "password": "",
         "client_id": "",
         "reconnect_max_delay": "30",
+        "presence_interval": "10",
     },
     "DATABASE": {"path": "var/databases"},
     "ZEROMQ": {
@@ -52,6 +53,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "image_status_replier": "5093",
         "image_terminate_replier": "5094",
         "request_timeout": "3",
+        "action_timeout": "60",
     },
     "DOCKER": {
         "url": "unix://var/run/docker.sock",
@@ -81,6 +83,8 @@ _INT_KEYS = {
 }
 _FLOAT_KEYS = {
     ("ZEROMQ", "request_timeout"),
+    ("ZEROMQ", "action_timeout"),
+    ("MQTT", "presence_interval"),
     ("ORCHESTRATOR", "watch_interval"),
     ("ORCHESTRATOR", "placement_timeout"),
 }
