@@ -74,18 +74,19 @@ def service_state_from_images(states: list[ImageState]) -> ServiceState:
     """Map the states of a service's images to the service's state.
 
     One image in ERROR puts the service in ERROR; the service runs only when every image
-    runs. Otherwise the least advanced image decides (thesis listing 5.8, minus its bug
-    of ignoring the first image).
+    runs and is TERMINATED only when every image is. An image that ended while others
+    still run is an error of the service (the original marked the whole service
+    TERMINATED and ignored the first image's state). Otherwise the least advanced image
+    decides.
     """
-    if not states:
+    if not states or ImageState.ERROR in states:
         return ServiceState.ERROR
-    for image_state, service_state in (
-        (ImageState.ERROR, ServiceState.ERROR),
-        (ImageState.TERMINATED, ServiceState.TERMINATED),
-        (ImageState.STOPPING, ServiceState.STOPPING),
-        (ImageState.INITIAL, ServiceState.INSTANTIATING),
-        (ImageState.INSTANTIATING, ServiceState.INSTANTIATING),
-    ):
-        if image_state in states:
-            return service_state
+    if all(s is ImageState.TERMINATED for s in states):
+        return ServiceState.TERMINATED
+    if ImageState.TERMINATED in states:
+        return ServiceState.ERROR
+    if ImageState.STOPPING in states:
+        return ServiceState.STOPPING
+    if ImageState.INITIAL in states or ImageState.INSTANTIATING in states:
+        return ServiceState.INSTANTIATING
     return ServiceState.RUNNING
