@@ -134,3 +134,22 @@ def test_missing_image_pull_fails_clearly(docker_val: DockerVAL) -> None:
     docker_val.settings["pull_missing"] = False
     with pytest.raises(ImageUnavailable, match="pulling is disabled"):
         docker_val.ensure_image("motey/absent-too:1")
+
+
+def test_published_port_from_yaml_list_serves_http(docker_val: DockerVAL) -> None:
+    import requests
+
+    from tests.helpers import free_port
+
+    port = free_port("127.0.0.1")
+    image = Image(
+        id=str(uuid.uuid4()),
+        name=TEST_IMAGE,
+        parameters={
+            "command": "httpd -f -p 8080 -h /www",
+            "ports": {"8080/tcp": ["127.0.0.1", port]},  # YAML's form of (ip, port)
+        },
+    )
+    docker_val.instantiate(image, labels(docker_val, image))
+    body = wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=1).text, what="httpd")
+    assert "motey test image" in body

@@ -145,6 +145,8 @@ class DockerVAL(VALPlugin):
             self._remove(existing)
         params = dict(image.parameters)
         params["labels"] = {**params.get("labels", {}), **labels}
+        if "ports" in params:
+            params["ports"] = _docker_ports(params["ports"])
         try:
             container = self.client.containers.run(image.name, detach=True, **params)
         except docker.errors.ImageNotFound as exc:
@@ -238,6 +240,26 @@ class DockerVAL(VALPlugin):
                 container.remove(force=True)
         except docker.errors.DockerException as exc:
             log.warning("could not clean up failed container of image {}: {}", image_id, exc)
+
+
+def _docker_ports(ports: dict[str, Any]) -> dict[str, Any]:
+    """Turn YAML's ``[ip, port]`` into the ``(ip, port)`` tuple docker-py expects.
+
+    YAML has no tuples, and docker-py reads a list as "several host ports", so
+    ``{"80/tcp": ["127.0.0.1", 8080]}`` would otherwise be rejected.
+    """
+    result: dict[str, Any] = {}
+    for container_port, host in ports.items():
+        if (
+            isinstance(host, list)
+            and len(host) == 2
+            and isinstance(host[0], str)
+            and isinstance(host[1], int)
+        ):
+            result[container_port] = (host[0], host[1])
+        else:
+            result[container_port] = host
+    return result
 
 
 def _split_reference(name: str) -> tuple[str, str]:
