@@ -1,0 +1,114 @@
+/*
+ * Talking to a Motey node's REST API (see motey/communication/api/openapi.yaml).
+ * Every request has a timeout, so that a node that went away is noticed quickly.
+ */
+(function (root) {
+  'use strict';
+
+  var DEFAULT_PORT = 5023;
+
+  function ApiError(message, info) {
+    this.name = 'ApiError';
+    this.message = message;
+    info = info || {};
+    this.kind = info.kind || 'http';      // 'network' | 'http'
+    this.status = info.status || null;    // HTTP status
+    this.error = info.error || null;      // the node's error class, e.g. ValidationError
+    this.field = info.field || null;      // the offending field, e.g. images[0].name
+  }
+  ApiError.prototype = Object.create(Error.prototype);
+  ApiError.prototype.constructor = ApiError;
+
+  /* "node1:5023/" -> "http://node1:5023"; throws on something that is no URL. */
+  function normalizeBase(text) {
+    var value = String(text || '').trim();
+    if (!value) throw new Error('enter the address of a Motey node, e.g. http://192.168.1.20:5023');
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) value = 'http://' + value;
+    var url = new URL(value);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new Error('the address must start with http:// or https://');
+    }
+    var path = url.pathname.replace(/\/+$/, '');
+    return url.origin + path;
+  }
+
+  /* The API this page talks to when nothing else was chosen: the node that served it. */
+  function defaultBase(location) {
+    if (location.protocol === 'http:' || location.protocol === 'https:') return location.origin;
+    return 'http://127.0.0.1:' + DEFAULT_PORT;
+  }
+
+  function Client(base, timeoutMs) {
+    this.base = base;
+    this.timeoutMs = timeoutMs || 5000;
+  }
+
+  Client.prototype.request = function (method, path, options) {
+    options = options || {};
+    var timeoutMs = options.timeoutMs || this.timeoutMs;
+    var controller = new AbortController();
+    var timer = setTimeout(function () { controller.abort(); }, timeoutMs);
+    var init = { method: method, cache: 'no-store', signal: controller.signal, headers: {} };
+    if (options.body !== undefined) {
+      init.body = options.body;
+      init.headers['Content-Type'] = options.contentType || 'application/json';
+    }
+    var url = this.base + path;
+    return fetch(url, init).then(function (response) {
+      return response.text().then(function (text) {
+        clearTimeout(timer);
+        var data = null;
+        if (text) {
+          try { data = JSON.parse(text); } catch (e) { data = text; }
+        }
+        if (!response.ok && response.status !== 304) {
+          var body = data && typeof data === 'object' ? data : {};
+          throw new ApiError(body.message || ('HTTP ' + response.status + ' from ' + url), {
+            kind: 'http',
+            status: response.status,
+            error: body.error,
+            field: body.field
+          });
+        }
+        return {
+          status: response.status,
+          data: data,
+          location: response.headers.get('Location')
+        };
+      });
+    }, function (err) {
+      clearTimeout(timer);
+      var message = err && err.name === 'AbortError'
+        ? 'no answer within ' + (timeoutMs / 1000) + ' s'
+        : 'cannot connect (' + (err && err.message ? err.message : err) + ')';
+      throw new ApiError(message, { kind: 'network' });
+    });
+  };
+
+  Client.prototype.get = function (path) {
+    return this.request('GET', path).then(function (r) { return r.data; });
+  };
+  Client.prototype.deploy = function (yamlText) {
+    return this.request('POST', '/v1/service', {
+      body: yamlText, contentType: 'application/x-yaml', timeoutMs: 60000
+    });
+  };
+  Client.prototype.terminate = function (serviceId) {
+    return this.request('DELETE', '/v1/service/' + encodeURIComponent(serviceId),
+      { timeoutMs: 30000 });
+  };
+  Client.prototype.addCapabilities = function (entries) {
+    return this.request('PUT', '/v1/capabilities', { body: JSON.stringify(entries) });
+  };
+  Client.prototype.removeCapabilities = function (entries) {
+    return this.request('DELETE', '/v1/capabilities', { body: JSON.stringify(entries) });
+  };
+
+  root.MoteyApi = {
+    ApiError: ApiError,
+    Client: Client,
+    normalizeBase: normalizeBase,
+    defaultBase: defaultBase,
+    DEFAULT_PORT: DEFAULT_PORT
+  };
+})(typeof self !== 'undefined' ? self : this);

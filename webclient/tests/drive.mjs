@@ -1,0 +1,396 @@
+// Drives Debian's chromium through the Motey web client with playwright-core.
+//
+// Usage: node tests/drive.mjs SCENARIO CONFIG_JSON
+//
+// Run by tests/test_webclient.py, which starts the real nodes. When a scenario needs
+// something done outside the browser (check the node over REST, stop a node), it
+// prints one line `@@ask {"action": ..., "data": ...}` and waits for one JSON line on
+// stdin: {"ok": true, "data": ...} or {"ok": false, "error": "..."}.
+// Every request the page makes to anything but a loopback address is blocked and fails
+// the scenario: the page must work with no internet.
+import { chromium } from 'playwright-core';
+import { createInterface } from 'node:readline';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [scenarioName, configJson] = process.argv.slice(2);
+const config = JSON.parse(configJson || '{}');
+const TIMEOUT = config.timeoutMs || 30000;
+const STARTED = Date.now();
+
+function log(...parts) {
+  const t = ((Date.now() - STARTED) / 1000).toFixed(1).padStart(5);
+  console.log(`[${t}s] ${parts.join(' ')}`);
+}
+
+// ------------------------------------------------------------------ asking pytest
+
+const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function ask(action, data = {}) {
+  console.log('@@ask ' + JSON.stringify({ action, data }));
+  const { value, done } = await stdinLines.next();
+  if (done) throw new Error(`no answer to ${action}: stdin closed`);
+  const answer = JSON.parse(value);
+  if (!answer.ok) throw new Error(`${action} failed in the test: ${answer.error}`);
+  return answer.data;
+}
+
+// ------------------------------------------------------------------ helpers
+
+function isLoopback(url) {
+  try {
+    const u = new URL(url);
+    if (u.protocol === 'data:' || u.protocol === 'blob:' || u.protocol === 'about:') return true;
+    return /^127\./.test(u.hostname) || u.hostname === 'localhost' || u.hostname === '[::1]';
+  } catch {
+    return false;
+  }
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error('check failed: ' + message);
+}
+
+const tid = (id) => `[data-testid="${id}"]`;
+
+async function shot(page, name) {
+  if (!config.screenshots) return;
+  mkdirSync(config.screenshots, { recursive: true });
+  const path = join(config.screenshots, name);
+  // Let toasts and transitions settle so that the picture shows the steady page.
+  await page.waitForTimeout(300);
+  await page.screenshot({ path, fullPage: true });
+  log('screenshot', path);
+}
+
+async function waitConnected(page) {
+  await page.locator(`${tid('connection')} .conn-dot.ok`).waitFor({ timeout: TIMEOUT });
+}
+
+async function go(page, pageId) {
+  await page.locator(tid('nav-' + pageId)).click();
+  await page.locator(tid('page-' + pageId)).waitFor();
+}
+
+function serviceCard(page, name) {
+  return page.locator(`${tid('service-card')}[data-service-name="${name}"]`);
+}
+
+// ------------------------------------------------------------------ scenarios
+
+const scenarios = {};
+
+// Deploy through the form, watch the service reach RUNNING, terminate it with confirmation.
+scenarios.deploy = async (page) => {
+  const name = config.serviceName;
+  await page.goto(config.url + '#/deploy');
+  await waitConnected(page);
+  const editor = page.locator(tid('blueprint-text'));
+  await editor.fill(config.blueprint);
+  await page.locator(tid('client-ok')).waitFor();
+  check(await page.locator(tid('deploy')).isEnabled(), 'deploy button enabled for a valid blueprint');
+  await page.locator(tid('deploy')).click();
+
+  // Watch the deployed service's badge change without reloading the page.
+  const badge = page.locator(`${tid('deployed')} ${tid('deployed-state')}`);
+  await badge.waitFor();
+  const seen = [];
+  const deadline = Date.now() + (config.runningTimeoutMs || 60000);
+  for (;;) {
+    const state = await badge.getAttribute('data-state');
+    if (seen[seen.length - 1] !== state) { seen.push(state); log('deployed service state', state); }
+    if (state === 'RUNNING') break;
+    check(state !== 'ERROR', 'service went to ERROR: ' + (await page.locator(tid('deployed')).innerText()));
+    check(Date.now() < deadline, 'service did not reach RUNNING; states seen: ' + seen.join(' → '));
+    await page.waitForTimeout(100);
+  }
+  await shot(page, 'deploy.png');
+  const service = await ask('service-running', { name });
+  log('node says', service.id, service.state);
+
+  await go(page, 'services');
+  const card = serviceCard(page, name);
+  await card.locator(`${tid('service-state')}[data-state="RUNNING"]`).waitFor();
+  check(await card.getAttribute('data-service-id') === service.id, 'card shows the service id');
+  const image = card.locator(tid('image-row')).first();
+  await image.locator(`${tid('image-state')}[data-state="RUNNING"]`).waitFor();
+  const nodeCell = await image.locator(tid('image-node')).innerText();
+  check(nodeCell.includes(config.nodeIp), `image node cell "${nodeCell}" names ${config.nodeIp}`);
+  check((await image.innerText()).includes('docker'), 'image row shows its engine');
+  await shot(page, 'services.png');
+
+  await go(page, 'overview');
+  await page.locator(`${tid('services-RUNNING')}`).filter({ hasText: /^1 RUNNING$/ }).waitFor();
+  const nodeName = await page.locator(tid('this-node-name')).innerText();
+  check(nodeName === config.nodeName, `overview names this node (${nodeName})`);
+  await page.locator(tid('events')).filter({ hasText: name }).waitFor();
+  await shot(page, 'overview.png');
+
+  // Terminate: cancelling the confirmation changes nothing; confirming terminates.
+  await go(page, 'services');
+  await card.locator(tid('terminate')).click();
+  const dialog = page.locator(tid('confirm-dialog'));
+  await dialog.filter({ hasText: `Terminate service ${name}?` }).waitFor();
+  await page.locator(tid('confirm-cancel')).click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.waitForTimeout(1000);
+  check(await card.locator(tid('service-state')).getAttribute('data-state') === 'RUNNING',
+    'service still RUNNING after cancelling');
+  await ask('service-state', { id: service.id, state: 'RUNNING' });
+
+  await card.locator(tid('terminate')).click();
+  await dialog.waitFor();
+  await shot(page, 'terminate-confirm.png');
+  await page.locator(tid('confirm-ok')).click();
+  await dialog.waitFor({ state: 'detached' });
+  const states = [];
+  const stateBadge = card.locator(tid('service-state'));
+  const end = Date.now() + 30000;
+  for (;;) {
+    const state = await stateBadge.getAttribute('data-state');
+    if (states[states.length - 1] !== state) { states.push(state); log('terminating service state', state); }
+    if (state === 'TERMINATED') break;
+    check(Date.now() < end, 'service did not reach TERMINATED; states seen: ' + states.join(' → '));
+    await page.waitForTimeout(100);
+  }
+  check(await card.locator(tid('terminate')).isDisabled(), 'terminate disabled once TERMINATED');
+  await ask('service-terminated', { id: service.id });
+  log('states while deploying:', seen.join(' → '), '| while terminating:', states.join(' → '));
+};
+
+// Schema errors: shown next to the text before sending (client) and after (node).
+scenarios.schema_errors = async (page) => {
+  await page.goto(config.url + '#/deploy');
+  await waitConnected(page);
+  const editor = page.locator(tid('blueprint-text'));
+  const deploy = page.locator(tid('deploy'));
+
+  // A missing image name and an unknown field, found before anything is sent.
+  await editor.fill('service_name: broken\nimages:\n  - engine: docker\n    parametres: {}\n');
+  const nameError = page.locator(`${tid('client-error')}[data-field="images[0].name"]`);
+  await nameError.waitFor();
+  await page.locator(`${tid('client-error')}[data-field="images[0].parametres"]`).waitFor();
+  check((await nameError.innerText()).includes('line 3'), 'client error names line 3');
+  check(await deploy.isDisabled(), 'deploy disabled while the blueprint has errors');
+  check(await page.locator('.gutter .error-line').count() === 2, 'two error lines marked in the gutter');
+  await shot(page, 'deploy-client-error.png');
+
+  // YAML syntax error.
+  await editor.fill('service_name: broken\nimages: [}\n');
+  await page.locator(tid('client-error')).filter({ hasText: /invalid YAML at line 2/ }).waitFor();
+
+  // Upload a file whose engine parameter only the node can judge: the node answers 400
+  // and names the field; the page shows it next to the text.
+  await page.locator(tid('blueprint-file')).setInputFiles({
+    name: 'typo.yaml',
+    mimeType: 'application/x-yaml',
+    buffer: Buffer.from(config.serverRejectedBlueprint)
+  });
+  await page.locator(tid('client-ok')).waitFor();
+  check((await editor.inputValue()) === config.serverRejectedBlueprint, 'uploaded file is in the editor');
+  await page.getByText('from typo.yaml').waitFor();
+  await deploy.click();
+  const serverError = page.locator(tid('server-error'));
+  await serverError.waitFor();
+  const field = await page.locator(tid('server-error-field')).innerText();
+  check(field === config.serverRejectedField, `server error names ${config.serverRejectedField}, got ${field}`);
+  check((await serverError.innerText()).includes('HTTP 400'), 'server error shows HTTP 400');
+  check(await page.locator('.gutter .error-line').count() === 1, 'server error line marked');
+  await shot(page, 'deploy-server-error.png');
+
+  // Editing the text clears the node's verdict.
+  await editor.fill(config.serverRejectedBlueprint + '\n');
+  await serverError.waitFor({ state: 'detached' });
+  await ask('no-services');
+};
+
+// Add and remove a capability of this node.
+scenarios.capabilities = async (page) => {
+  await page.goto(config.url + '#/capabilities');
+  await waitConnected(page);
+  const row = (name) => page.locator(`${tid('capability-row')}[data-capability="${name}"]`);
+  for (const name of config.configCapabilities) {
+    await row(name).waitFor();
+    check(await row(name).locator(tid('remove-capability')).count() === 0,
+      `${name} from config cannot be removed here`);
+  }
+  // An invalid name is refused before sending.
+  await page.locator(tid('capability-name')).fill('bad name!');
+  await page.locator(tid('add-capability')).click();
+  await page.locator(tid('capability-error')).waitFor();
+
+  await page.locator(tid('capability-name')).fill(config.newCapability);
+  await page.locator(tid('capability-type')).fill('hardware');
+  await page.locator(tid('add-capability')).click();
+  await row(config.newCapability).and(page.locator('[data-source="rest"]')).waitFor();
+  await ask('capability', { name: config.newCapability, present: true });
+  await shot(page, 'capabilities.png');
+
+  // Adding it again changes nothing (the node answers 304).
+  await page.locator(tid('capability-name')).fill(config.newCapability);
+  await page.locator(tid('add-capability')).click();
+  await page.locator(tid('toast')).filter({ hasText: 'already has' }).waitFor();
+
+  await row(config.newCapability).locator(tid('remove-capability')).click();
+  await page.locator(tid('confirm-ok')).click();
+  await row(config.newCapability).waitFor({ state: 'detached' });
+  await ask('capability', { name: config.newCapability, present: false });
+};
+
+// The nodes page lists every node the node knows, with its metadata.
+scenarios.nodes = async (page) => {
+  await page.goto(config.url + '#/nodes');
+  await waitConnected(page);
+  const rows = page.locator(tid('node-row'));
+  const deadline = Date.now() + (config.discoveryTimeoutMs || 30000);
+  while ((await rows.count()) !== config.nodes.length) {
+    check(Date.now() < deadline, `expected ${config.nodes.length} nodes, see ${await rows.count()}`);
+    await page.waitForTimeout(200);
+  }
+  for (const [index, expected] of config.nodes.entries()) {
+    const row = page.locator(`${tid('node-row')}[data-node-id="${expected.id}"]`);
+    await row.waitFor();
+    await row.locator(`${tid('node-state')}[data-state="REACHABLE"]`).waitFor();
+    await row.locator(`${tid('node-lifecycle')}[data-state="OPERATE"]`).waitFor();
+    const text = await row.innerText();
+    check(text.includes(expected.name), `row shows name ${expected.name}`);
+    check(text.includes(expected.id), `row shows id ${expected.id}`);
+    check((await row.locator(tid('node-address')).innerText()).startsWith(expected.ip),
+      `row shows address ${expected.ip}`);
+    for (const cap of expected.capabilities || []) {
+      check(text.includes(cap), `row of ${expected.name} shows capability ${cap}`);
+    }
+    check(/ago|just now/.test(await row.locator(tid('node-last-seen')).innerText()), 'last seen shown');
+    check(text.includes('this node') === (index === 0), 'only the first row is this node');
+  }
+  await shot(page, 'nodes.png');
+  await go(page, 'overview');
+  await page.locator(tid('nodes-total')).filter({ hasText: new RegExp(`^${config.nodes.length}$`) }).waitFor();
+  await page.locator(tid('nodes-reachable')).filter({ hasText: `${config.nodes.length} reachable` }).waitFor();
+  if (config.stopOne) {
+    // A node that goes away is shown UNREACHABLE in the list and in the summary.
+    const gone = config.stopOne;
+    await ask('stop-node', { id: gone.id });
+    await page.locator(tid('nodes-unreachable')).filter({ hasText: '1 unreachable' })
+      .waitFor({ timeout: config.unreachableTimeoutMs || 30000 });
+    await go(page, 'nodes');
+    await page.locator(`${tid('node-row')}[data-node-id="${gone.id}"] ${tid('node-state')}[data-state="UNREACHABLE"]`).waitFor();
+    await shot(page, 'nodes-one-unreachable.png');
+  }
+};
+
+// The page says clearly when its node is unreachable, and recovers when it is back.
+scenarios.unreachable = async (page) => {
+  await page.goto(config.url + '#/overview');
+  await waitConnected(page);
+  await page.locator(tid('this-node-name')).waitFor();
+  await ask('stop-node');
+  const banner = page.locator(tid('unreachable-banner'));
+  await banner.waitFor({ timeout: 10000 });
+  const text = await banner.innerText();
+  check(text.includes('Node unreachable'), 'banner says the node is unreachable');
+  check(text.includes(config.apiBase), 'banner names the node address');
+  check(await page.locator(`${tid('connection')} .conn-dot.bad`).count() === 1, 'navbar dot red');
+  // The last data stays visible (greyed), so the operator still sees what was there.
+  check((await page.locator(tid('this-node-name')).innerText()) === config.nodeName, 'old data kept');
+  await shot(page, 'unreachable.png');
+  await ask('start-node');
+  await banner.waitFor({ state: 'detached', timeout: 30000 });
+  await waitConnected(page);
+};
+
+// The page opened from another origin, pointed at the node with ?api=, and then at
+// the same node through the settings page.
+scenarios.cross_origin = async (page) => {
+  await page.goto(config.url + '&poll=500#/overview');
+  await waitConnected(page);
+  const name = await page.locator(tid('this-node-name')).innerText();
+  check(name === config.nodeName, `page from ${config.url} shows node ${config.nodeName} (${name})`);
+  // PUT and DELETE with JSON bodies need a CORS preflight; they must pass.
+  await go(page, 'capabilities');
+  await page.locator(tid('capability-name')).fill(config.newCapability);
+  await page.locator(tid('add-capability')).click();
+  await page.locator(`${tid('capability-row')}[data-capability="${config.newCapability}"]`).waitFor();
+  await ask('capability', { name: config.newCapability, present: true });
+  // A POST of YAML (also preflighted) deploys from the other origin.
+  await go(page, 'deploy');
+  await page.locator(tid('blueprint-text')).fill(config.blueprint);
+  await page.locator(tid('client-ok')).waitFor();
+  await page.locator(tid('deploy')).click();
+  await page.locator(`${tid('deployed-state')}[data-state="RUNNING"]`).waitFor({ timeout: 60000 });
+  // Settings: pointing at an address where nothing listens shows the banner; back again.
+  await go(page, 'settings');
+  check((await page.locator(tid('api-base')).inputValue()) === config.apiBase, 'settings show the API');
+  await page.locator(tid('api-base')).fill(config.deadApi);
+  await page.locator(tid('save-settings')).click();
+  await page.locator(tid('unreachable-banner')).filter({ hasText: config.deadApi }).waitFor();
+  check(new URL(page.url()).searchParams.get('api') === config.deadApi, 'address kept in the URL');
+  await page.locator(tid('api-base')).fill(config.apiBase);
+  await page.locator(tid('save-settings')).click();
+  await page.locator(tid('unreachable-banner')).waitFor({ state: 'detached' });
+  await waitConnected(page);
+  await shot(page, 'settings.png');
+};
+
+// ------------------------------------------------------------------ main
+
+async function main() {
+  const scenario = scenarios[scenarioName];
+  if (!scenario) throw new Error(`unknown scenario ${scenarioName}; known: ${Object.keys(scenarios)}`);
+  const browser = await chromium.launch({
+    executablePath: config.chromium || '/usr/bin/chromium',
+    headless: true,
+    timeout: 60000,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--disable-dev-shm-usage'
+    ]
+  });
+  let failed = null;
+  const blocked = [];
+  const pageErrors = [];
+  let page;
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.route('**/*', (route) => {
+      const url = route.request().url();
+      if (isLoopback(url)) return route.continue();
+      blocked.push(url);
+      return route.abort('blockedbyclient');
+    });
+    page = await context.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    page.on('pageerror', (err) => { pageErrors.push(String(err)); log('PAGE ERROR', err); });
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' || msg.type() === 'warning') log(`console.${msg.type()}:`, msg.text());
+    });
+    log('scenario', scenarioName, 'chromium', browser.version());
+    await scenario(page);
+    check(pageErrors.length === 0, 'uncaught errors in the page: ' + pageErrors.join('; '));
+    check(blocked.length === 0, 'the page asked for non-loopback URLs: ' + blocked.join(', '));
+  } catch (err) {
+    failed = err;
+    if (page && config.screenshots) {
+      try {
+        await page.screenshot({ path: join(config.screenshots, `FAILED-${scenarioName}.png`), fullPage: true });
+      } catch { /* the page may be gone */ }
+    }
+  } finally {
+    await browser.close();
+  }
+  if (failed) {
+    console.log('FAILED: ' + (failed.stack || failed));
+    process.exit(1);
+  }
+  log('scenario', scenarioName, 'passed');
+  process.exit(0);
+}
+
+const watchdog = setTimeout(() => {
+  console.log(`FAILED: scenario ${scenarioName} took longer than ${config.totalTimeoutMs || 150000} ms`);
+  process.exit(2);
+}, config.totalTimeoutMs || 150000);
+watchdog.unref();
+process.on('SIGTERM', () => { console.log('FAILED: terminated'); process.exit(3); });
+main();
