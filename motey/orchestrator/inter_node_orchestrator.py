@@ -57,7 +57,8 @@ class InterNodeOrchestrator:
         self._watcher: threading.Thread | None = None
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
-        self._pending: set[str] = set()
+        self._pending: dict[str, int] = {}
+        self._pending_guard = threading.Lock()
         self._cancelled: set[str] = set()
         self._listeners: list[Callable[[Service], None]] = []
 
@@ -163,7 +164,7 @@ class InterNodeOrchestrator:
         if self._pool is None or self._stop.is_set():
             log.warning("orchestrator is not running; job for service {} deferred", service_id)
             return None
-        self._pending.add(service_id)
+        self._mark_pending(service_id, +1)
 
         def run() -> None:
             try:
@@ -171,13 +172,22 @@ class InterNodeOrchestrator:
             except Exception as exc:  # a job failure must never kill a worker silently
                 log.exception("job for service {} failed: {}", service_id, exc)
             finally:
-                self._pending.discard(service_id)
+                self._mark_pending(service_id, -1)
 
         try:
             return self._pool.submit(run)
         except RuntimeError:  # pool shut down between the check and the submit
-            self._pending.discard(service_id)
+            self._mark_pending(service_id, -1)
             return None
+
+    def _mark_pending(self, service_id: str, delta: int) -> None:
+        """Count queued jobs per service; the watcher leaves services with jobs alone."""
+        with self._pending_guard:
+            count = self._pending.get(service_id, 0) + delta
+            if count > 0:
+                self._pending[service_id] = count
+            else:
+                self._pending.pop(service_id, None)
 
     def _deploy(self, service_id: str) -> None:
         with self._lock_for(service_id):
