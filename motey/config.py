@@ -62,7 +62,14 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "stop_timeout": "10",
     },
     "VAL": {"plugin_path": ""},
-    "NODE": {"ip": "", "name": "", "capabilities": "", "device_rules": ""},
+    "NODE": {
+        "ip": "",
+        "name": "",
+        "capabilities": "",
+        "device_rules": "",
+        "device_poll_interval": "1",
+        "detect_facts": "true",
+    },
     "ORCHESTRATOR": {"watch_interval": "2", "workers": "4", "placement_timeout": "3"},
 }
 
@@ -82,13 +89,14 @@ _INT_KEYS = {
     ("ORCHESTRATOR", "workers"),
 }
 _FLOAT_KEYS = {
+    ("NODE", "device_poll_interval"),
     ("ZEROMQ", "request_timeout"),
     ("ZEROMQ", "action_timeout"),
     ("MQTT", "presence_interval"),
     ("ORCHESTRATOR", "watch_interval"),
     ("ORCHESTRATOR", "placement_timeout"),
 }
-_BOOL_KEYS = {("DOCKER", "pull_missing")}
+_BOOL_KEYS = {("DOCKER", "pull_missing"), ("NODE", "detect_facts")}
 _PORT_KEYS = {
     ("WEBSERVER", "port"),
     ("MQTT", "port"),

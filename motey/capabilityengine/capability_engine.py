@@ -1,12 +1,22 @@
 """The CapabilityEngine: what this node can offer the images placed on it.
 
-Capabilities come from several sources (static config, REST, local IPC publishers,
-VAL plugins, detected facts and devices). Each entry remembers its source, so removing
-what one source said never erases what another still asserts.
+Capabilities come from several sources, each named on its entries:
+
+``config``  static ones from ``[NODE] capabilities``;
+``engine``  what the VAL plugins report (e.g. ``docker``);
+``facts``   the node's facts (``arch``, ``cpu_count``, ``memory_mb``, ``os``);
+``device``  device rules (``/dev/ttyUSB*=zigbee``) while a matching path exists;
+``ipc``     local hardware-event publishers on the ZeroMQ IPC socket;
+``rest``    ``PUT``/``DELETE /v1/capabilities``.
+
+A source only ever adds or removes its own entries, so removing what one source said
+never erases what another still asserts; a capability is present while any source
+asserts it.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -14,14 +24,50 @@ from typing import Any
 import logbook
 
 from motey.capabilityengine.requirements import unmet
+from motey.errors import ConfigError
 from motey.models.capability import Capability
 from motey.repositories.capability_repository import CapabilityRepository
-from motey.schemas.capability import CAPABILITY_LIST_SCHEMA
+from motey.schemas.capability import CAPABILITY_LIST_SCHEMA, CAPABILITY_NAME_PATTERN
 from motey.schemas.validation import validate
 
 log = logbook.Logger(__name__)
 
 Listener = Callable[[list[dict[str, Any]]], None]
+
+#: What a change asks for: ``("add", entry)`` or ``("remove", entry)``.
+Change = tuple[str, dict[str, Any]]
+
+_NAME = re.compile(CAPABILITY_NAME_PATTERN)
+
+
+def normalize_value(value: Any) -> str | None:
+    """Values are stored as text; booleans as ``true``/``false`` so ``gpu=true`` matches."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_static_capabilities(entries: Iterable[str]) -> list[dict[str, Any]]:
+    """``[NODE] capabilities`` items (``NAME`` or ``NAME=VALUE``) as capability entries."""
+    result: list[dict[str, Any]] = []
+    for raw in entries:
+        text = raw.strip()
+        if not text:
+            continue
+        name, sep, value = text.partition("=")
+        name, value = name.strip(), value.strip()
+        if not _NAME.match(name) or (sep and not value):
+            raise ConfigError(
+                f"[NODE] capabilities: {text!r} is not NAME or NAME=VALUE "
+                "(NAME: letters, digits and _.:/-, at most 128 characters)"
+            )
+        entry: dict[str, Any] = {"capability": name, "capability_type": "static"}
+        if value:
+            entry["value"] = value
+        result.append(entry)
+    return result
 
 
 class CapabilityEngine:
@@ -34,34 +80,29 @@ class CapabilityEngine:
         engine_capabilities: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self._repository = repository
-        self._static = [c for c in static_capabilities if c]
+        self._static = parse_static_capabilities(static_capabilities)
         self._engine_capabilities = engine_capabilities
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        # Notifications are delivered one at a time, each with a snapshot taken while
+        # holding this lock, so the last list a listener sees is never older than a write.
+        self._notify_lock = threading.RLock()
 
     def start(self) -> None:
         """Re-assert the static and engine capabilities (they may have changed)."""
-        self._repository.remove_source("config")
-        for entry in self._static:
-            name, _, value = entry.partition("=")
-            self._repository.add(
-                Capability(name.strip(), "static", "config", value.strip() or None)
-            )
-        self._repository.remove_source("engine")
+        self.replace_source(self._static, "config")
         if self._engine_capabilities is not None:
-            for cap in self._engine_capabilities():
-                self._repository.add(
-                    Capability(
-                        cap["capability"], cap["capability_type"], "engine", cap.get("value")
-                    )
-                )
-        self._notify()
+            self.replace_source(list(self._engine_capabilities()), "engine")
 
     def stop(self) -> None:
         """Nothing to release; kept for the uniform component lifecycle."""
 
     def subscribe(self, listener: Listener) -> None:
-        """Be called with the full capability list after every change."""
+        """Be called with the full capability list after every change.
+
+        Listeners run on the thread that made the change (a REST worker, the IPC loop,
+        the device watcher); a listener with slow work hands it to its own thread.
+        """
         self._listeners.append(listener)
 
     def all(self) -> list[dict[str, Any]]:
@@ -71,57 +112,76 @@ class CapabilityEngine:
     def add(self, entries: list[dict[str, Any]], source: str) -> bool:
         """Validate and add entries for ``source``; ``True`` when anything changed."""
         validate(entries, CAPABILITY_LIST_SCHEMA, "capability list")
-        changed = False
-        with self._lock:
-            for entry in entries:
-                value = entry.get("value")
-                cap = Capability(
-                    entry["capability"],
-                    entry["capability_type"],
-                    source,
-                    None if value is None else str(value),
-                )
-                changed = self._repository.add(cap) or changed
-        if changed:
-            log.info("capabilities added by {}: {}", source, [e["capability"] for e in entries])
-            self._notify()
-        return changed
+        return self.update([("add", e) for e in entries], source)
 
     def remove(self, entries: list[dict[str, Any]], source: str) -> bool:
         """Validate and remove ``source``'s entries; ``True`` when anything changed."""
         validate(entries, CAPABILITY_LIST_SCHEMA, "capability list")
-        changed = False
+        return self.update([("remove", e) for e in entries], source)
+
+    def update(self, changes: list[Change], source: str) -> bool:
+        """Apply adds and removes of one source in order; listeners hear of it once."""
+        validate([entry for _, entry in changes], CAPABILITY_LIST_SCHEMA, "capability list")
+        added: list[str] = []
+        removed: list[str] = []
+        kept: list[str] = []
         with self._lock:
-            for entry in entries:
-                changed = self._repository.remove(entry["capability"], source) or changed
-        if changed:
-            log.info("capabilities removed by {}: {}", source, [e["capability"] for e in entries])
+            for action, entry in changes:
+                name = entry["capability"]
+                if action == "add":
+                    cap = Capability(
+                        name,
+                        entry["capability_type"],
+                        source,
+                        normalize_value(entry.get("value")),
+                    )
+                    if self._repository.add(cap):
+                        added.append(name)
+                elif action == "remove":
+                    if self._repository.remove(name, source):
+                        removed.append(name)
+                    elif self._repository.has(name):
+                        kept.append(name)
+                else:
+                    raise ValueError(f"unknown capability change {action!r}")
+        if kept:
+            log.info(
+                "{} asked to remove {}, which {} never added; other sources still assert it",
+                source,
+                kept,
+                source,
+            )
+        if added:
+            log.info("capabilities added by {}: {}", source, added)
+        if removed:
+            log.info("capabilities removed by {}: {}", source, removed)
+        if added or removed:
             self._notify()
-        return changed
+        return bool(added or removed)
 
     def replace_source(self, entries: list[dict[str, Any]], source: str) -> bool:
-        """Make ``source``'s entries exactly ``entries`` (detectors report full sets)."""
+        """Make ``source``'s entries exactly ``entries`` (detectors report full sets).
+
+        Only the difference is written, so a reader never sees an entry that stays
+        briefly missing. A name listed twice keeps its last entry.
+        """
         validate(entries, CAPABILITY_LIST_SCHEMA, "capability list")
+        wanted = {
+            e["capability"]: Capability(
+                e["capability"], e["capability_type"], source, normalize_value(e.get("value"))
+            )
+            for e in entries
+        }
         with self._lock:
-            current = {
-                (c.capability, c.capability_type, c.value)
-                for c in self._repository.all()
-                if c.source == source
-            }
-            wanted = {
-                (
-                    e["capability"],
-                    e["capability_type"],
-                    None if e.get("value") is None else str(e["value"]),
-                )
-                for e in entries
-            }
+            current = {c.capability: c for c in self._repository.all() if c.source == source}
             if current == wanted:
                 return False
-            self._repository.remove_source(source)
-            for name, ctype, value in wanted:
-                self._repository.add(Capability(name, ctype, source, value))
-        log.info("capabilities from {} now: {}", source, sorted(n for n, _, _ in wanted))
+            for name in current.keys() - wanted.keys():
+                self._repository.remove(name, source)
+            for name, cap in wanted.items():
+                if current.get(name) != cap:
+                    self._repository.add(cap)
+        log.info("capabilities from {} now: {}", source, sorted(wanted))
         self._notify()
         return True
 
@@ -130,9 +190,10 @@ class CapabilityEngine:
         return unmet(requirements, self.all())
 
     def _notify(self) -> None:
-        snapshot = self.all()
-        for listener in list(self._listeners):
-            try:
-                listener(snapshot)
-            except Exception as exc:  # a listener must not break capability updates
-                log.error("capability listener failed: {}", exc)
+        with self._notify_lock:
+            snapshot = self.all()
+            for listener in list(self._listeners):
+                try:
+                    listener(snapshot)
+                except Exception as exc:  # a listener must not break capability updates
+                    log.error("capability listener failed: {}", exc)

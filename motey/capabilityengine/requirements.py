@@ -1,8 +1,23 @@
-"""The requirement language of blueprints.
+"""The requirement language of blueprints (see ``docs/capabilities.md``).
 
-``zigbee`` (present), ``!camera`` (absent), ``arch=arm64`` / ``arch==arm64`` (equal),
-``arch!=arm64``, ``memory_mb>=512``, ``memory_mb>512``, ``memory_mb<=4096``,
-``memory_mb<4096``. Numbers compare as numbers, everything else as text.
+An image lists requirements; every one must hold on the node that runs it:
+
+``zigbee``
+    some source asserts ``zigbee`` (the original meaning of a plain name);
+``!camera``
+    no source asserts ``camera``;
+``arch=arm64`` or ``arch==arm64``
+    some ``arch`` entry has the value ``arm64``;
+``arch!=armv7``
+    no ``arch`` entry has the value ``armv7`` (also true without any ``arch``), the exact
+    opposite of ``arch=armv7``;
+``memory_mb>=512``, ``>``, ``<=``, ``<``
+    some ``memory_mb`` entry has a numeric value that compares true; the right-hand side
+    must be a number.
+
+Numbers compare as numbers (``512`` equals ``512.0``), everything else as exact,
+case-sensitive text. Spaces around the operator are allowed; a value with spaces or
+other characters is quoted (``model="Pi 4"``).
 """
 
 from __future__ import annotations
@@ -14,14 +29,24 @@ from typing import Any
 
 from motey.errors import ValidationError
 
+OPERATORS = ("==", "!=", ">=", "<=", "=", ">", "<")
+_ORDERING = (">", "<", ">=", "<=")
+_NAME = r"[A-Za-z0-9_.:/-]{1,128}"
+_VALUE = r"[A-Za-z0-9_.:/+-]{1,256}|\"[^\"]{1,256}\"|'[^']{1,256}'"
+_OPS = "|".join(re.escape(op) for op in OPERATORS)
 _PATTERN = re.compile(
-    r"^(?P<neg>!)?(?P<name>[A-Za-z0-9_.:/-]+)(?:(?P<op>==|!=|>=|<=|=|>|<)(?P<value>[A-Za-z0-9_.:/+-]+))?$"
+    rf"^\s*(?:!\s*(?P<neg>{_NAME})|(?P<name>{_NAME})(?:\s*(?P<op>{_OPS})\s*(?P<value>{_VALUE}))?)\s*$"
 )
+_NEGATED_COMPARISON = re.compile(rf"^\s*!\s*{_NAME}\s*(?:{_OPS})")
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+# An unquoted YAML scalar starting with "!" is a tag, not a string: `- !camera` fails
+# with "could not determine a constructor", `[!camera]` with a parser error.
+_UNQUOTED_BANG = re.compile(r"(?m)(?:^\s*-\s+|[\[,]\s*)![A-Za-z0-9_]")
 
 
 @dataclass(frozen=True)
 class Requirement:
-    """One parsed requirement."""
+    """One parsed requirement: a name, and either negation or a comparison."""
 
     name: str
     op: str | None = None
@@ -33,40 +58,51 @@ class Requirement:
         return text + (f"{self.op}{self.value}" if self.op else "")
 
     def satisfied_by(self, capabilities: Iterable[dict[str, Any]]) -> bool:
-        """Whether a node with these capability entries meets this requirement."""
+        """Whether a node with these capability entries (of any source) meets this."""
         entries = [c for c in capabilities if c.get("capability") == self.name]
         if self.negated:
             return not entries
-        if not entries:
-            return False
         if self.op is None:
-            return True
-        return any(_compare(e.get("value"), self.op, self.value or "") for e in entries)
+            return bool(entries)
+        expected = self.value or ""
+        if self.op == "!=":
+            return not any(_compare(e.get("value"), "==", expected) for e in entries)
+        return any(_compare(e.get("value"), self.op, expected) for e in entries)
 
 
-def parse_requirement(text: str, field: str = "capabilities") -> Requirement:
-    """Parse one requirement or raise a ValidationError naming ``field``."""
-    match = _PATTERN.match(text.strip()) if isinstance(text, str) else None
+def parse_requirement(text: Any, field: str = "capabilities") -> Requirement:
+    """Parse one requirement or raise a :class:`ValidationError` naming ``field``."""
+    if not isinstance(text, str):
+        raise ValidationError(
+            f"invalid requirement at {field}: {text!r} is not a string; write NAME, !NAME "
+            "or NAME<op>VALUE (a YAML mapping like 'arch: arm64' is written arch=arm64)",
+            field=field,
+        )
+    match = _PATTERN.match(text)
     if not match:
-        raise ValidationError(
-            f"invalid requirement {text!r} at {field}: use NAME, !NAME or NAME<op>VALUE "
-            "with op one of =, ==, !=, >=, <=, >, <",
-            field=field,
-        )
+        if _NEGATED_COMPARISON.match(text):
+            reason = "'!' cannot be combined with a comparison (use NAME!=VALUE)"
+        else:
+            reason = (
+                "use NAME, !NAME or NAME<op>VALUE with op one of =, ==, !=, >=, <=, >, <; "
+                "NAME is letters, digits and _.:/-, a VALUE with other characters is quoted"
+            )
+        raise ValidationError(f"invalid requirement {text!r} at {field}: {reason}", field=field)
+    if match.group("neg"):
+        return Requirement(match.group("neg"), negated=True)
     op = match.group("op")
-    if match.group("neg") and op:
-        raise ValidationError(
-            f"invalid requirement {text!r} at {field}: '!' cannot be combined with a comparison",
-            field=field,
-        )
+    value = match.group("value")
+    if value is not None and value[0] in "\"'":
+        value = value[1:-1]
     if op == "=":
         op = "=="
-    value = match.group("value")
-    if op in (">", "<", ">=", "<=") and _number(value) is None:
+    if op in _ORDERING and _number(value) is None:
         raise ValidationError(
-            f"invalid requirement {text!r} at {field}: {op} needs a number", field=field
+            f"invalid requirement {text!r} at {field}: {op} compares numbers, "
+            f"and {value!r} is not a number",
+            field=field,
         )
-    return Requirement(match.group("name"), op, value, bool(match.group("neg")))
+    return Requirement(match.group("name"), op, value)
 
 
 def unmet(requirements: Iterable[str], capabilities: Iterable[dict[str, Any]]) -> list[str]:
@@ -75,13 +111,30 @@ def unmet(requirements: Iterable[str], capabilities: Iterable[dict[str, Any]]) -
     return [r for r in requirements if not parse_requirement(r).satisfied_by(caps)]
 
 
+def yaml_quote_hint(text: str) -> str:
+    """Advice for a YAML error caused by an unquoted ``!NAME`` (a YAML tag), else ``""``."""
+    if _UNQUOTED_BANG.search(text):
+        return (
+            " (a requirement starting with '!' must be quoted in YAML, "
+            'e.g. capabilities: ["!camera"])'
+        )
+    return ""
+
+
 def _number(value: Any) -> float | None:
+    """The numeric value of ``value``, or ``None`` for text ("nan" and "inf" are text)."""
     if isinstance(value, bool) or value is None:
         return None
-    try:
+    if isinstance(value, int | float):
         return float(value)
-    except (TypeError, ValueError):
-        return None
+    text = str(value).strip()
+    return float(text) if _NUMBER.match(text) else None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _compare(actual: Any, op: str, expected: str) -> bool:
@@ -89,15 +142,14 @@ def _compare(actual: Any, op: str, expected: str) -> bool:
         return False
     left, right = _number(actual), _number(expected)
     if left is not None and right is not None:
-        pair: tuple[Any, Any] = (left, right)
+        a: Any = left
+        b: Any = right
+    elif op in _ORDERING:
+        return False
     else:
-        pair = (str(actual).lower() if isinstance(actual, bool) else str(actual), expected)
-        if op in (">", "<", ">=", "<="):
-            return False
-    a, b = pair
+        a, b = _text(actual), expected
     return {
         "==": a == b,
-        "!=": a != b,
         ">=": a >= b,
         "<=": a <= b,
         ">": a > b,

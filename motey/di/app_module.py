@@ -8,9 +8,15 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.capabilityengine.detectors import CapabilityDetector
 from motey.communication.api.app import create_app
 from motey.communication.api_server import APIServer
 from motey.communication.communication_manager import CommunicationManager
+from motey.communication.ipc_subscriber import IPCCapabilitySubscriber
+from motey.communication.mqtt_discovery import MQTTDiscovery
+from motey.communication.zeromq_client import ZeroMQNodeClient
+from motey.communication.zeromq_context import zeromq_context
+from motey.communication.zeromq_server import NodeRequestHandler, ZeroMQServer
 from motey.core import Core
 from motey.logging_setup import setup_logging
 from motey.node.identity import NodeIdentity, load_or_create_node_id
@@ -102,9 +108,27 @@ class ApplicationContainer(containers.DeclarativeContainer):
         static_capabilities=config.NODE.capabilities,
         engine_capabilities=val_manager.provided.capabilities,
     )
+    capability_detector = providers.Singleton(
+        CapabilityDetector,
+        engine=capability_engine,
+        device_rules=config.NODE.device_rules,
+        poll_interval=config.NODE.device_poll_interval,
+        detect_facts=config.NODE.detect_facts,
+    )
+    ipc_subscriber = providers.Singleton(
+        IPCCapabilitySubscriber,
+        path=config.ZEROMQ.capability_engine_ipc_path,
+        engine=capability_engine,
+    )
 
     # -- orchestration -------------------------------------------------------------
-    remote_client = providers.Object(None)
+    zmq_context = providers.Resource(zeromq_context)
+    remote_client = providers.Singleton(
+        ZeroMQNodeClient,
+        context=zmq_context,
+        request_timeout=config.ZEROMQ.request_timeout,
+        action_timeout=config.ZEROMQ.action_timeout,
+    )
     image_executor = providers.Singleton(ImageExecutor, identity, val_manager, capability_engine)
     gateway = providers.Singleton(
         ClusterGateway, identity, image_executor, node_repository, remote_client
@@ -141,15 +165,46 @@ class ApplicationContainer(containers.DeclarativeContainer):
         port=config.WEBSERVER.port,
         threads=config.WEBSERVER.threads,
     )
+    zeromq_server = providers.Singleton(
+        ZeroMQServer,
+        context=zmq_context,
+        handler=providers.Singleton(NodeRequestHandler, image_executor),
+        ip=config.NODE.ip,
+        ports=providers.Callable(_ports, full_config),
+    )
+    discovery = providers.Singleton(
+        MQTTDiscovery,
+        identity=identity,
+        nodes=node_repository,
+        describe=image_executor.provided.describe,
+        host=config.MQTT.ip,
+        port=config.MQTT.port,
+        keepalive=config.MQTT.keepalive,
+        username=config.MQTT.username,
+        password=config.MQTT.password,
+        client_id=config.MQTT.client_id,
+        reconnect_max_delay=config.MQTT.reconnect_max_delay,
+        presence_interval=config.MQTT.presence_interval,
+        subscribe_capabilities=capability_engine.provided.subscribe,
+    )
+    # Started in this order, stopped in reverse: peers learn of this node (discovery)
+    # only once its repliers listen, and it says goodbye before they close.
     communication_manager = providers.Singleton(
-        CommunicationManager, transports=providers.List(api_server)
+        CommunicationManager, transports=providers.List(api_server, zeromq_server, discovery)
     )
 
     core = providers.Singleton(
         Core,
         identity=identity,
         components=providers.List(
-            val_manager, capability_engine, node_status, orchestrator, communication_manager
+            val_manager,
+            capability_engine,
+            capability_detector,
+            ipc_subscriber,
+            node_status,
+            remote_client,
+            orchestrator,
+            communication_manager,
         ),
     )
 

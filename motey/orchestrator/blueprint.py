@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from motey.capabilityengine.requirements import parse_requirement
+from motey.capabilityengine.requirements import parse_requirement, yaml_quote_hint
 from motey.errors import ValidationError
 from motey.models.image import Image, ImageState
 from motey.models.service import Service, ServiceState
@@ -31,17 +31,25 @@ def load_blueprint(text: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ValidationError(f"invalid YAML{where}: {problem}", field="(document)") from exc
+        hint = yaml_quote_hint(text)
+        raise ValidationError(f"invalid YAML{where}: {problem}{hint}", field="(document)") from exc
     if not isinstance(data, dict):
         raise ValidationError(
             "invalid blueprint: (document): must be a mapping with service_name and images",
             field="(document)",
         )
+    _check_requirements(data)
     validate(data, BLUEPRINT_SCHEMA, "blueprint")
-    for i, image in enumerate(data["images"]):
-        for j, requirement in enumerate(image.get("capabilities") or []):
-            parse_requirement(requirement, field=f"images[{i}].capabilities[{j}]")
     return data
+
+
+def _check_requirements(data: dict[str, Any]) -> None:
+    """Parse requirements before the schema, whose pattern error would only quote a regex."""
+    images = data.get("images")
+    for i, image in enumerate(images if isinstance(images, list) else []):
+        requirements = image.get("capabilities") if isinstance(image, dict) else None
+        for j, requirement in enumerate(requirements if isinstance(requirements, list) else []):
+            parse_requirement(requirement, field=f"images[{i}].capabilities[{j}]")
 
 
 def service_from_blueprint(data: dict[str, Any], owner_id: str) -> Service:

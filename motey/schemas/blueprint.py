@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 #: A requirement: a plain name (``zigbee``), a negation (``!camera``) or a comparison
-#: (``arch=arm64``, ``memory_mb>=512``).
-REQUIREMENT_PATTERN = r"^!?[A-Za-z0-9_.:/-]+((==|!=|>=|<=|=|>|<)[A-Za-z0-9_.:/+-]+)?$"
+#: (``arch=arm64``, ``memory_mb >= 512``, ``model="Pi 4"``); the grammar and its meaning
+#: are in ``motey.capabilityengine.requirements``, which must accept exactly these strings.
+REQUIREMENT_PATTERN = (
+    r"^\s*(?:!\s*[A-Za-z0-9_.:/-]{1,128}|[A-Za-z0-9_.:/-]{1,128}"
+    r"(?:\s*(?:==|!=|>=|<=|=|>|<)\s*"
+    r"(?:[A-Za-z0-9_.:/+-]{1,256}|\"[^\"]{1,256}\"|'[^']{1,256}'))?)\s*$"
+)
 
 BLUEPRINT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -35,7 +40,11 @@ BLUEPRINT_SCHEMA: dict[str, Any] = {
                     "capabilities": {
                         "type": "array",
                         "maxItems": 64,
-                        "items": {"type": "string", "pattern": REQUIREMENT_PATTERN},
+                        "items": {
+                            "type": "string",
+                            "maxLength": 512,
+                            "pattern": REQUIREMENT_PATTERN,
+                        },
                     },
                 },
             },

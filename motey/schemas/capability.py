@@ -19,3 +19,20 @@ CAPABILITY_LIST_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+#: A hardware event on the ZeroMQ IPC socket: a capability list whose entries may say
+#: ``"action": "add"`` or ``"remove"`` (read for the ``capabilityevent`` topic; the
+#: ``add_capability``/``remove_capability`` topics say it themselves).
+CAPABILITY_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 256,
+    "items": {
+        "type": "object",
+        "required": ["capability", "capability_type"],
+        "properties": {
+            **CAPABILITY_LIST_SCHEMA["items"]["properties"],
+            "action": {"enum": ["add", "remove"]},
+        },
+    },
+}

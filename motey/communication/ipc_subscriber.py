@@ -1,0 +1,186 @@
+"""The Hardware Event Handler: a ZeroMQ SUB socket that local publishers connect to.
+
+The socket is bound to an ``ipc://`` path (``[ZEROMQ] capability_engine_ipc_path``), so
+only programs on this node can reach it; any number of PUB sockets connect to it. This
+module only moves bytes: :mod:`motey.communication.ipc_protocol` decodes them, the
+:class:`~motey.capabilityengine.CapabilityEngine` applies them as source ``ipc``. A
+malformed message is logged and dropped; the loop goes on (in the original one such
+message ended it for good).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+import logbook
+import zmq
+
+from motey.communication import ipc_protocol
+from motey.errors import ConfigError, MoteyError
+
+log = logbook.Logger(__name__)
+
+IPC_SOURCE = "ipc"
+#: sun_path holds 108 bytes including the terminating NUL.
+_MAX_PATH_BYTES = 107
+
+
+class CapabilityUpdater(Protocol):
+    """The part of the CapabilityEngine the subscriber feeds."""
+
+    def update(self, changes: list[tuple[str, dict[str, Any]]], source: str) -> bool: ...
+
+
+def prepare_ipc_path(path: str) -> None:
+    """Make ``path`` bindable: create its folder, remove a stale socket file left behind.
+
+    ZeroMQ would silently unlink whatever is there, so a second node with the same path
+    would steal the first one's publishers; a socket somebody still listens on, or a
+    file that is not a socket, is refused instead.
+    """
+    where = f"[ZEROMQ] capability_engine_ipc_path {path!r}"
+    if len(os.fsencode(path)) > _MAX_PATH_BYTES:
+        raise ConfigError(f"{where} is longer than {_MAX_PATH_BYTES} bytes (a Unix socket limit)")
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be used: {exc}") from exc
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(f"{where} exists and is not a socket; not replacing it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        target.unlink(missing_ok=True)
+        log.info("removed stale IPC socket file {}", path)
+        return
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be used: {exc}") from exc
+    finally:
+        probe.close()
+    raise ConfigError(
+        f"{where} is in use by another process (another Motey node?); "
+        "give every node on this machine its own path"
+    )
+
+
+class IPCCapabilitySubscriber:
+    """Receives capability events from local publishers in its own thread."""
+
+    def __init__(
+        self, path: str, engine: CapabilityUpdater, poll_ms: int = 250, source: str = IPC_SOURCE
+    ) -> None:
+        self.path = path[len("ipc://") :] if path.startswith("ipc://") else path
+        self._engine = engine
+        self._poll_ms = poll_ms
+        self._source = source
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._context: zmq.Context[Any] | None = None
+        self._socket: zmq.Socket[Any] | None = None
+        self._inode: int | None = None
+        #: Messages handled and ignored so far (for tests and diagnostics).
+        self.received = 0
+        self.ignored = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"ipc://{self.path}"
+
+    def start(self) -> None:
+        """Bind (a failure here stops the node's start with the reason) and start the loop."""
+        if self._thread is not None:
+            return
+        prepare_ipc_path(self.path)
+        context: zmq.Context[Any] = zmq.Context()
+        sock = context.socket(zmq.SUB)
+        try:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, ipc_protocol.MAX_TRANSPORT_BYTES)
+            for topic in ipc_protocol.TOPICS:
+                sock.setsockopt_string(zmq.SUBSCRIBE, topic)
+            sock.bind(self.endpoint)
+            self._inode = os.stat(self.path).st_ino
+        except (zmq.ZMQError, OSError) as exc:
+            sock.close(linger=0)
+            context.term()
+            raise ConfigError(
+                f"cannot bind the capability IPC socket {self.endpoint}: {exc}"
+            ) from exc
+        self._context, self._socket = context, sock
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="motey-ipc-subscriber", daemon=True)
+        self._thread.start()
+        log.info("listening for capability events on {}", self.endpoint)
+
+    def stop(self) -> None:
+        """Stop the loop, close the socket, remove the socket file; idempotent."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+        self._remove_own_socket_file()
+
+    def _remove_own_socket_file(self) -> None:
+        """Unlink the socket file unless another process has bound the path since."""
+        if self._inode is None:
+            return
+        try:
+            if os.lstat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove IPC socket file {}: {}", self.path, exc)
+        self._inode = None
+
+    def _run(self) -> None:
+        sock = self._socket
+        assert sock is not None
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        while not self._stop.is_set():
+            try:
+                if not dict(poller.poll(self._poll_ms)):
+                    continue
+                while not self._stop.is_set():
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self.handle(frames)
+            except zmq.ZMQError as exc:
+                if self._stop.is_set():
+                    break
+                log.error("capability IPC socket error: {}", exc)
+                self._stop.wait(0.5)
+        poller.unregister(sock)
+
+    def handle(self, frames: list[bytes]) -> None:
+        """Decode one message and apply it; anything wrong is logged, never raised."""
+        self.received += 1
+        try:
+            event = ipc_protocol.decode(frames)
+            self._engine.update(event.changes, self._source)
+        except MoteyError as exc:
+            self.ignored += 1
+            log.warning("ignored capability event: {}", exc.message)
+        except Exception as exc:  # the loop must survive whatever a publisher sends
+            self.ignored += 1
+            log.exception("capability event failed: {}", exc)
