@@ -8,6 +8,8 @@ from typing import Any
 import logbook
 
 from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.capabilityengine.requirements import unmet
+from motey.errors import UnprocessableError
 from motey.models.image import Image
 from motey.node.identity import NodeIdentity
 from motey.val.manager import VALManager
@@ -56,6 +58,21 @@ class ImageExecutor:
         """Start an image here; refuses when this node is not in OPERATE."""
         self._identity.require_operational()
         return self._val.instantiate(image)
+
+    def check_peer_request(self, image: Image) -> None:
+        """Check an image a peer sent as strictly as a local blueprint before running it.
+
+        A peer decided on stale information (or is not a Motey at all), so the phase,
+        the engine, its parameters and the requirements are checked again here.
+        """
+        self._identity.require_operational()
+        self._val.validate(image, "image")
+        missing = unmet(image.capabilities, self._capabilities.all())
+        if missing:
+            raise UnprocessableError(
+                f"node {self._identity.name} does not meet {', '.join(missing)}",
+                field="capabilities",
+            )
 
     def status(self, image: Image) -> InstanceStatus:
         return self._val.status(image)

@@ -1,0 +1,176 @@
+"""The node-to-node client: this node's requests to its peers' ZeroMQ repliers.
+
+The original waited forever for a reply, so one dead node in the node list hung every
+orchestration. Here every request has a deadline; a REQ socket that timed out is in a
+state where it can neither send nor receive, so it is closed (``LINGER=0``, nothing
+queued survives) and the next request to that node gets a fresh one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import logbook
+import zmq
+
+from motey.communication.protocol import node_requests as proto
+from motey.communication.protocol.node_requests import RequestKind
+from motey.errors import CommunicationError, MoteyError
+from motey.models.image import Image
+from motey.models.node import DEFAULT_PORTS, Node
+from motey.val.plugin import InstanceStatus
+
+log = logbook.Logger(__name__)
+
+
+class ZeroMQNodeClient:
+    """Implements the orchestrator's ``RemoteNodeClient`` over ZeroMQ REQ sockets.
+
+    Sockets are pooled per endpoint and used by one thread at a time, so placement may
+    ask several nodes in parallel while the watcher polls image states.
+    """
+
+    def __init__(
+        self,
+        context: zmq.Context,
+        request_timeout: float = 3.0,
+        action_timeout: float = 60.0,
+        max_idle_per_endpoint: int = 2,
+    ) -> None:
+        self._context = context
+        self._request_timeout = request_timeout
+        self._action_timeout = max(action_timeout, request_timeout)
+        self._max_idle = max_idle_per_endpoint
+        self._idle: dict[str, list[zmq.Socket]] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Accept requests (again)."""
+        self._stopped.clear()
+
+    def stop(self) -> None:
+        """Close idle sockets; requests in flight end with a CommunicationError. Idempotent."""
+        self._stopped.set()
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for sockets in idle.values():
+            for sock in sockets:
+                sock.close(linger=0)
+
+    # -- RemoteNodeClient ------------------------------------------------------------
+    def describe(self, node: Node) -> dict[str, Any]:
+        """Capabilities, lifecycle and load of ``node`` (an original node: capabilities)."""
+        raw = self._request(
+            node, RequestKind.CAPABILITIES, proto.encode_capability_request(), self._request_timeout
+        )
+        info = self._decode(node, RequestKind.CAPABILITIES, proto.decode_capability_reply, raw)
+        info["node_id"] = info.get("node_id") or node.id
+        info["name"] = info.get("name") or node.name
+        return info
+
+    def deploy_image(self, node: Node, image: Image) -> str:
+        """Ask ``node`` to run ``image``; the instance id it started."""
+        raw = self._request(
+            node, RequestKind.DEPLOY, proto.encode_deploy_request(image), self._action_timeout
+        )
+        return self._decode(node, RequestKind.DEPLOY, proto.decode_deploy_reply, raw)
+
+    def image_status(self, node: Node, image: Image) -> InstanceStatus:
+        """The state of ``image`` on ``node``."""
+        raw = self._request(
+            node, RequestKind.STATUS, proto.encode_image_ref(image), self._request_timeout
+        )
+        return self._decode(node, RequestKind.STATUS, proto.decode_status_reply, raw)
+
+    def terminate_image(self, node: Node, image: Image) -> bool:
+        """Ask ``node`` to stop and remove ``image``; ``False`` when it ran nothing of it."""
+        raw = self._request(
+            node, RequestKind.TERMINATE, proto.encode_image_ref(image), self._action_timeout
+        )
+        return self._decode(node, RequestKind.TERMINATE, proto.decode_terminate_reply, raw)
+
+    # -- plumbing --------------------------------------------------------------------
+    @staticmethod
+    def _label(node: Node) -> str:
+        return f"{node.name} ({node.ip})" if node.name else node.ip
+
+    def _decode(self, node: Node, kind: RequestKind, decode: Any, raw: bytes) -> Any:
+        """Decode a reply; errors name the node and the request they came from."""
+        try:
+            return decode(raw)
+        except MoteyError as exc:
+            exc.message = f"node {self._label(node)} answered the {kind.label} request: " + (
+                exc.message
+            )
+            exc.args = (exc.message,)
+            raise
+
+    def endpoint(self, node: Node, kind: RequestKind) -> str:
+        """Where ``node`` serves requests of ``kind`` (its advertised or default port)."""
+        port = node.ports.get(kind.value) or DEFAULT_PORTS[kind.value]
+        return f"tcp://{node.ip}:{port}"
+
+    def _request(self, node: Node, kind: RequestKind, payload: bytes, timeout: float) -> bytes:
+        if self._stopped.is_set():
+            raise CommunicationError(f"node client is stopped; {kind.label} request not sent")
+        if not node.ip:
+            raise CommunicationError(f"no address known for node {node.id or '(unknown)'}")
+        endpoint = self.endpoint(node, kind)
+        try:
+            sock = self._checkout(endpoint)
+        except zmq.ZMQError as exc:
+            raise CommunicationError(f"cannot connect to {endpoint}: {exc}") from exc
+        healthy = False
+        try:
+            sock.send(payload, zmq.NOBLOCK)
+            deadline = time.monotonic() + timeout
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning(
+                        "node {} did not answer the {} request within {:g} s",
+                        self._label(node),
+                        kind.label,
+                        timeout,
+                    )
+                    raise CommunicationError(
+                        f"node {self._label(node)} did not answer the {kind.label} request "
+                        f"within {timeout:g} s ({endpoint})"
+                    )
+                if self._stopped.is_set():
+                    raise CommunicationError(f"node client stopped during the {kind.label} request")
+                if sock.poll(int(min(remaining, 0.25) * 1000) + 1, zmq.POLLIN):
+                    reply = sock.recv(zmq.NOBLOCK)
+                    healthy = True
+                    return reply
+        except zmq.ZMQError as exc:
+            raise CommunicationError(
+                f"{kind.label} request to node {self._label(node)} failed: {exc}"
+            ) from exc
+        finally:
+            self._checkin(endpoint, sock, healthy)
+
+    def _checkout(self, endpoint: str) -> zmq.Socket:
+        with self._lock:
+            idle = self._idle.get(endpoint)
+            if idle:
+                return idle.pop()
+        sock = self._context.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, proto.MAX_MESSAGE_BYTES)
+        sock.connect(endpoint)
+        return sock
+
+    def _checkin(self, endpoint: str, sock: zmq.Socket, healthy: bool) -> None:
+        """Keep a socket that completed its exchange; close one that did not."""
+        if healthy and not self._stopped.is_set():
+            with self._lock:
+                idle = self._idle.setdefault(endpoint, [])
+                if len(idle) < self._max_idle:
+                    idle.append(sock)
+                    return
+        sock.close(linger=0)
