@@ -1,0 +1,347 @@
+"""Node discovery over MQTT: keeps the NodeRepository in step with the cluster.
+
+A node announces itself on connect in two ways: the original's bare-IP ``register``
+(so original nodes see it) and a retained presence with its metadata (so late joiners
+learn it without asking). The broker publishes the node's last will, a presence marked
+``UNREACHABLE``, when the node vanishes without saying goodbye; a clean stop publishes
+``remove`` and clears the retained presence. See docs/cluster.md for the wire format.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import logbook
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from motey.communication.protocol import discovery as proto
+from motey.errors import StorageError, ValidationError
+from motey.models.node import Node, NodeLifecycle, NodeReachability
+from motey.node.identity import NodeIdentity
+from motey.repositories.node_repository import NodeRepository
+
+log = logbook.Logger(__name__)
+
+#: A presence-speaking node that stays silent this many presence intervals is
+#: considered unreachable (covers a crash while the broker itself was restarting).
+STALE_AFTER_INTERVALS = 3
+
+#: Seconds a clean stop waits for its goodbye messages to reach the broker.
+GOODBYE_TIMEOUT = 2.0
+
+Describe = Callable[[], dict[str, Any]]
+Subscribe = Callable[[Callable[[Any], None]], None]
+
+
+class MQTTDiscovery:
+    """Announces this node and tracks the others through one MQTT broker."""
+
+    def __init__(
+        self,
+        identity: NodeIdentity,
+        nodes: NodeRepository,
+        describe: Describe,
+        host: str,
+        port: int = 1883,
+        keepalive: int = 10,
+        username: str = "",
+        password: str = "",
+        client_id: str = "",
+        reconnect_max_delay: float = 30.0,
+        presence_interval: float = 10.0,
+        subscribe_capabilities: Subscribe | None = None,
+    ) -> None:
+        self._identity = identity
+        self._nodes = nodes
+        self._describe = describe
+        self.host = host
+        self.port = port
+        self._keepalive = max(1, int(keepalive))
+        self._username = username
+        self._password = password
+        self._client_id = client_id or f"motey-{identity.id}"
+        self._reconnect_max_delay = max(1, int(reconnect_max_delay))
+        self._presence_interval = presence_interval
+        self._subscribe_capabilities = subscribe_capabilities
+        self._client: mqtt.Client | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._subscribed = False
+        self._connected_once = threading.Event()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a broker is configured (else this node is a single-node cluster)."""
+        return bool(self.host)
+
+    @property
+    def connected(self) -> bool:
+        client = self._client
+        return client is not None and client.is_connected()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Forget the old node list, then connect in the background (retrying with backoff).
+
+        The local API keeps serving while the broker is away; discovery catches up on
+        its own once the broker answers.
+        """
+        if self._client is not None:
+            return
+        self._nodes.clear()
+        if not self.enabled:
+            log.notice(
+                "no MQTT broker configured ([MQTT] ip is empty): running as a single-node "
+                "cluster; images this node cannot run will fail placement"
+            )
+            return
+        if not self._subscribed:
+            self._identity.subscribe(self._on_lifecycle)
+            if self._subscribe_capabilities is not None:
+                self._subscribe_capabilities(self._on_capabilities)
+            self._subscribed = True
+        self._stop.clear()
+        self._connected_once.clear()
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
+        client.enable_logger(logging.getLogger("paho.mqtt.client"))
+        if self._username:
+            client.username_pw_set(self._username, self._password or None)
+        client.will_set(
+            proto.presence_topic(self._identity.id),
+            proto.encode_presence(self._self_node(), NodeReachability.UNREACHABLE),
+            qos=1,
+            retain=True,
+        )
+        client.reconnect_delay_set(min_delay=1, max_delay=self._reconnect_max_delay)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+        client.connect_async(self.host, self.port, keepalive=self._keepalive)
+        client.loop_start()
+        self._ticker = threading.Thread(target=self._tick, name="motey-presence", daemon=True)
+        self._ticker.start()
+        log.info(
+            "discovery via MQTT broker {}:{} (keepalive {} s, client id {})",
+            self.host,
+            self.port,
+            self._keepalive,
+            self._client_id,
+        )
+
+    def stop(self) -> None:
+        """Say goodbye (``remove`` + cleared presence), disconnect, join threads; idempotent."""
+        client = self._client
+        if client is None:
+            return
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+            self._ticker = None
+        if client.is_connected():
+            pending = [
+                client.publish(proto.TOPIC_REMOVE, proto.encode_ip(self._identity.ip), qos=1),
+                client.publish(proto.presence_topic(self._identity.id), b"", qos=1, retain=True),
+            ]
+            for info in pending:
+                try:
+                    info.wait_for_publish(timeout=GOODBYE_TIMEOUT)
+                except (RuntimeError, ValueError) as exc:
+                    log.warning("goodbye message not delivered: {}", exc)
+        client.disconnect()  # a clean DISCONNECT: the broker drops the last will
+        client.loop_stop()
+        self._client = None
+        log.info("left the cluster (MQTT discovery stopped)")
+
+    # -- publishing ------------------------------------------------------------------
+    def _self_node(self) -> Node:
+        try:
+            info = self._describe()
+        except Exception as exc:  # presence must go out even if a source fails
+            log.warning("cannot describe this node for discovery: {}", exc)
+            info = {}
+        node = self._identity.as_node(info.get("capabilities") or [])
+        load = info.get("load")
+        node.load = float(load) if isinstance(load, int | float) else None
+        return node
+
+    def publish_presence(self) -> None:
+        """Publish this node's retained presence (when connected)."""
+        client = self._client
+        if client is None or not client.is_connected():
+            return
+        client.publish(
+            proto.presence_topic(self._identity.id),
+            proto.encode_presence(self._self_node()),
+            qos=1,
+            retain=True,
+        )
+
+    def _announce(self, client: mqtt.Client) -> None:
+        client.publish(
+            proto.presence_topic(self._identity.id),
+            proto.encode_presence(self._self_node()),
+            qos=1,
+            retain=True,
+        )
+        client.publish(proto.TOPIC_REGISTER, proto.encode_ip(self._identity.ip), qos=1)
+
+    def _on_lifecycle(self, phase: NodeLifecycle) -> None:
+        self.publish_presence()
+
+    def _on_capabilities(self, _capabilities: Any) -> None:
+        self.publish_presence()
+
+    def _tick(self) -> None:
+        """Republish presence and mark silent nodes unreachable, every interval."""
+        while not self._stop.wait(self._presence_interval):
+            try:
+                self.publish_presence()
+                if self.connected:
+                    self._mark_stale()
+            except Exception as exc:  # the ticker must outlive any single failure
+                log.exception("presence round failed: {}", exc)
+
+    def _mark_stale(self) -> None:
+        limit = time.time() - STALE_AFTER_INTERVALS * self._presence_interval
+        with self._lock:
+            for node in self._nodes.all():
+                # Only nodes that speak presence republish; a bare-IP node never would.
+                if (
+                    node.version is not None
+                    and node.state is NodeReachability.REACHABLE
+                    and node.last_seen < limit
+                ):
+                    node.state = NodeReachability.UNREACHABLE
+                    self._nodes.upsert(node)
+                    log.warning(
+                        "node {} ({}) silent for {:.0f} s: marked unreachable",
+                        node.name,
+                        node.ip,
+                        time.time() - node.last_seen,
+                    )
+
+    # -- paho callbacks (network thread) ---------------------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker {}:{} refused the connection: {}", self.host, self.port, reason)
+            return
+        log.info("connected to MQTT broker {}:{}", self.host, self.port)
+        client.subscribe([(topic, 1) for topic in proto.SUBSCRIPTIONS])
+        self._announce(client)
+        # Original nodes answer this with their bare IP on ``register``.
+        client.publish(proto.TOPIC_NODES_REQUEST, proto.encode_ip(self._identity.ip), qos=1)
+        self._connected_once.set()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if self._stop.is_set():
+            return
+        log.warning(
+            "lost the MQTT broker {}:{} ({}); reconnecting with backoff up to {} s",
+            self.host,
+            self.port,
+            reason,
+            self._reconnect_max_delay,
+        )
+
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        """Apply one discovery message; a bad one is logged and changes nothing."""
+        topic = message.topic
+        try:
+            if topic == proto.TOPIC_REGISTER:
+                self._handle_register(proto.decode_ip(message.payload))
+            elif topic == proto.TOPIC_REMOVE:
+                self._handle_remove(proto.decode_ip(message.payload))
+            elif topic == proto.TOPIC_NODES_REQUEST:
+                self._handle_nodes_request(client, proto.decode_ip(message.payload))
+            elif topic.startswith(proto.TOPIC_PRESENCE_PREFIX):
+                self._handle_presence(topic, message.payload)
+        except ValidationError as exc:
+            log.warning("ignored malformed discovery message on {}: {}", topic, exc.message)
+        except StorageError as exc:
+            log.error("discovery message on {} not stored: {}", topic, exc.message)
+        except Exception as exc:  # the network thread must never die on a message
+            log.exception("discovery message on {} failed: {}", topic, exc)
+
+    # -- message handling ------------------------------------------------------------
+    def _handle_register(self, ip: str) -> None:
+        if ip == self._identity.ip:
+            return
+        with self._lock:
+            node = self._nodes.get(ip)
+            if node is None:
+                node = Node(ip=ip)  # an original node: default ports, assumed operating
+                log.info("node {} registered (bare IP; default ports assumed)", ip)
+            elif node.state is NodeReachability.UNREACHABLE:
+                log.info("node {} ({}) is reachable again", node.name, ip)
+            node.state = NodeReachability.REACHABLE
+            node.last_seen = time.time()
+            self._nodes.upsert(node)
+
+    def _handle_remove(self, ip: str) -> None:
+        if ip == self._identity.ip:
+            return
+        with self._lock:
+            if self._nodes.remove(ip):
+                log.info("node {} left the cluster", ip)
+
+    def _handle_nodes_request(self, client: mqtt.Client, ip: str) -> None:
+        if ip == self._identity.ip:
+            return
+        log.debug("node {} asks for the cluster's nodes", ip)
+        self._announce(client)
+
+    def _handle_presence(self, topic: str, payload: bytes) -> None:
+        node_id = proto.node_id_from_topic(topic)
+        if node_id == self._identity.id:
+            return
+        node = proto.decode_presence(topic, payload)
+        with self._lock:
+            known = self._nodes.get_by_id(node_id)
+            if node is None:
+                if known is not None:
+                    self._nodes.remove(known.ip)
+                    log.info("node {} ({}) left the cluster", known.name, known.ip)
+                return
+            if node.ip == self._identity.ip:
+                log.warning(
+                    "ignored presence of node {}: it claims this node's address {}",
+                    node_id,
+                    node.ip,
+                )
+                return
+            if node.state is NodeReachability.UNREACHABLE:
+                if known is not None:
+                    node = known
+                    node.state = NodeReachability.UNREACHABLE
+                log.warning("node {} ({}) is unreachable (last will)", node.name, node.ip)
+                self._nodes.upsert(node)
+                return
+            node.last_seen = time.time()
+            if known is not None and known.ip != node.ip:
+                self._nodes.remove(known.ip)  # same node, new address
+            if known is None or known.state is not NodeReachability.REACHABLE:
+                log.info(
+                    "node {} ({}) is reachable, lifecycle {}",
+                    node.name,
+                    node.ip,
+                    node.lifecycle.value,
+                )
+            elif known.lifecycle is not node.lifecycle:
+                log.info("node {} ({}) is now in {}", node.name, node.ip, node.lifecycle.value)
+            self._nodes.upsert(node)
