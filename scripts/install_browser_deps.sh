@@ -23,6 +23,11 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     "${need_pkgs[@]}" >/dev/null
 fi
 /usr/bin/chromium --version >/dev/null 2>&1 || { echo "chromium does not run" >&2; exit 1; }
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "Node.js $(node --version) is too old for playwright-core; install Node.js 20 or newer" >&2
+  exit 1
+fi
 
 lock="$ROOT/webclient/package-lock.json"
 stamp="$ROOT/webclient/node_modules/.motey-lock.sha256"

@@ -36,4 +36,5 @@ say "installing Motey and test tools into $VENV"
 
 "$ROOT/scripts/ensure_docker.sh"
 "$ROOT/scripts/build_test_image.sh"
+"$ROOT/scripts/install_browser_deps.sh"  # chromium + playwright-core for the web client tests
 say "setup complete"

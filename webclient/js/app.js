@@ -94,6 +94,20 @@
     return capabilityLabel(cap) + ' (' + cap.capability_type +
       (cap.source ? ', from ' + cap.source : '') + ')';
   }
+  /* Capabilities for display: one badge per label, its types and sources in the title. */
+  function capabilityBadges(list) {
+    var byLabel = {};
+    var order = [];
+    (list || []).forEach(function (cap) {
+      var label = capabilityLabel(cap);
+      if (!label) return;
+      if (!byLabel[label]) { byLabel[label] = []; order.push(label); }
+      byLabel[label].push(capabilityTitle(cap));
+    });
+    order.sort();
+    return order.map(function (label) { return { label: label, title: byLabel[label].join('; ') }; });
+  }
+
   function countBy(items, key, order) {
     var counts = {};
     (order || []).forEach(function (k) { counts[k] = 0; });
@@ -234,6 +248,7 @@
   function toast(kind, text) {
     var id = ++toastCounter;
     store.toasts.push({ id: id, kind: kind, text: text });
+    while (store.toasts.length > 3) store.toasts.shift();
     setTimeout(function () {
       var i = store.toasts.findIndex(function (t) { return t.id === id; });
       if (i >= 0) store.toasts.splice(i, 1);
@@ -276,6 +291,7 @@
       shortId: shortId,
       capabilityLabel: capabilityLabel,
       capabilityTitle: capabilityTitle,
+      capabilityBadges: capabilityBadges,
       nodeLabel: nodeLabel
     }
   };
@@ -363,7 +379,7 @@
             <dt class="col-4">Version</dt><dd class="col-8">{{ self.version || '—' }}</dd>
             <dt class="col-4">Capabilities</dt>
             <dd class="col-8">
-              <span v-for="c in self.capabilities" :key="capabilityLabel(c)" class="badge text-bg-light border me-1" :title="capabilityTitle(c)">{{ capabilityLabel(c) }}</span>
+              <span v-for="c in capabilityBadges(self.capabilities)" :key="c.label" class="badge text-bg-light border me-1" :title="c.title">{{ c.label }}</span>
               <span v-if="!self.capabilities || !self.capabilities.length" class="text-body-secondary">none</span>
             </dd>
             <dt class="col-4">Images here</dt><dd class="col-8">{{ localImages }} running</dd>
@@ -512,11 +528,11 @@
         <tbody>
           <tr v-for="img in s.images" :key="img.id" data-testid="image-row" :data-image-id="img.id">
             <td class="font-monospace">{{ img.name }}
-              <span v-for="c in img.capabilities" :key="c" class="badge text-bg-light border ms-1" title="required capability">{{ c }}</span>
+              <span v-for="(c, ci) in img.capabilities" :key="ci" class="badge text-bg-light border ms-1" title="required capability">{{ c }}</span>
             </td>
             <td>{{ img.engine }}</td>
             <td data-testid="image-node">
-              <template v-if="img.node"><span v-if="nodeLabel(img.node)">{{ nodeLabel(img.node) }} </span><span class="font-monospace text-body-secondary small">{{ img.node }}</span></template>
+              <template v-if="img.node"><span v-if="nodeLabel(img.node)" class="me-2">{{ nodeLabel(img.node) }}</span><span class="font-monospace text-body-secondary small">{{ img.node }}</span></template>
               <span v-else class="text-body-secondary small">not placed</span>
             </td>
             <td><state-badge :state="img.state" data-testid="image-state"></state-badge></td>
@@ -564,20 +580,20 @@
     <h2 class="h4 mb-0 me-auto">Nodes <small class="text-body-secondary fs-6">known to this node</small></h2>
     <span class="small text-body-secondary">{{ store.nodes.length }} node(s)</span>
   </div>
-  <div class="table-responsive">
-    <table class="table table-hover align-middle" data-testid="nodes-table">
-      <thead><tr class="small text-body-secondary"><th>Name</th><th>ID</th><th>Address</th><th>Lifecycle</th><th>Reachability</th><th>Last seen</th><th>Capabilities</th><th></th></tr></thead>
+  <div class="card table-responsive">
+    <table class="table table-hover align-middle mb-0" data-testid="nodes-table">
+      <thead><tr class="small text-body-secondary"><th>Name</th><th>ID</th><th>Address</th><th>Lifecycle</th><th>Reachability</th><th class="text-nowrap">Last seen</th><th>Capabilities</th><th></th></tr></thead>
       <tbody>
         <tr v-for="n in store.nodes" :key="n.id || n.ip" data-testid="node-row" :data-node-id="n.id" :data-node-name="n.name" :class="{ 'table-danger': n.state === 'UNREACHABLE' }">
-          <td class="fw-semibold">{{ n.name || '—' }} <span v-if="n.self" class="badge text-bg-primary ms-1">this node</span></td>
-          <td class="font-monospace small" :title="n.id">{{ n.id || '—' }}</td>
+          <td class="fw-semibold text-nowrap">{{ n.name || '—' }} <span v-if="n.self" class="badge text-bg-primary ms-1">this node</span></td>
+          <td class="font-monospace small text-nowrap node-id" :title="n.id">{{ n.id || '—' }}</td>
           <td class="font-monospace small" :title="portsTitle(n)" data-testid="node-address">{{ n.ip }}<span v-if="n.ports && n.ports.api">:{{ n.ports.api }}</span></td>
           <td><state-badge :state="n.lifecycle" data-testid="node-lifecycle"></state-badge>
             <div v-if="n.lifecycle_reason" class="small text-body-secondary">{{ n.lifecycle_reason }}</div></td>
           <td><state-badge :state="n.state" data-testid="node-state"></state-badge></td>
-          <td class="small" :title="fmtTime(n.last_seen)" data-testid="node-last-seen">{{ fmtAgo(n.last_seen) }}</td>
+          <td class="small text-nowrap" :title="fmtTime(n.last_seen)" data-testid="node-last-seen">{{ fmtAgo(n.last_seen) }}</td>
           <td class="small">
-            <span v-for="c in n.capabilities" :key="capabilityLabel(c)" class="badge text-bg-light border me-1" :title="capabilityTitle(c)">{{ capabilityLabel(c) }}</span>
+            <span v-for="c in capabilityBadges(n.capabilities)" :key="c.label" class="badge text-bg-light border me-1" :title="c.title">{{ c.label }}</span>
             <span v-if="!n.capabilities || !n.capabilities.length" class="text-body-secondary">none</span>
           </td>
           <td><button v-if="!n.self" class="btn btn-outline-secondary btn-sm" @click="open(n)" :title="'Point this page at ' + apiOf(n)">Open</button></td>
@@ -659,11 +675,11 @@
   <h2 class="h4 mb-3">Capabilities <small class="text-body-secondary fs-6">of {{ store.node ? store.node.name : 'this node' }}</small></h2>
   <div class="row g-3">
     <div class="col-lg-8">
-      <div class="table-responsive">
-        <table class="table align-middle" data-testid="capabilities-table">
+      <div class="card table-responsive">
+        <table class="table align-middle mb-0" data-testid="capabilities-table">
           <thead><tr class="small text-body-secondary"><th>Capability</th><th>Type</th><th>Value</th><th>Source</th><th></th></tr></thead>
           <tbody>
-            <tr v-for="c in sorted" :key="c.capability + c.source" data-testid="capability-row" :data-capability="c.capability" :data-source="c.source">
+            <tr v-for="c in sorted" :key="c.capability + '|' + c.source + '|' + c.value" data-testid="capability-row" :data-capability="c.capability" :data-source="c.source">
               <td class="font-monospace">{{ c.capability }}</td>
               <td>{{ c.capability_type }}</td>
               <td class="font-monospace">{{ c.value === undefined || c.value === null ? '' : c.value }}</td>
@@ -684,7 +700,7 @@
         <div class="card-body">
           <div class="mb-2">
             <label class="form-label small" for="cap-name">Capability</label>
-            <input id="cap-name" class="form-control font-monospace" :class="{ 'is-invalid': nameProblem }" v-model="form.capability" placeholder="zigbee" autocomplete="off" data-testid="capability-name">
+            <input id="cap-name" class="form-control font-monospace" :class="{ 'is-invalid': nameProblem }" v-model="form.capability" placeholder="e.g. zigbee" autocomplete="off" data-testid="capability-name">
             <div class="invalid-feedback">{{ nameProblem }}</div>
           </div>
           <div class="mb-2">
@@ -739,6 +755,12 @@
       },
       canDeploy: function () {
         return !this.sending && this.text.trim() && !this.clientErrors.length && store.connected !== false;
+      },
+      serverHeadline: function () {
+        var e = this.serverError;
+        if (!e) return '';
+        if (e.kind === 'network') return 'Not sent: the node does not answer';
+        return 'Rejected by the node (HTTP ' + e.status + (e.error ? ', ' + e.error : '') + ')';
       }
     },
     watch: {
@@ -821,7 +843,8 @@
     },
     template: `
 <div data-testid="page-deploy">
-  <h2 class="h4 mb-3">Deploy a service</h2>
+  <h2 class="h4 mb-1">Deploy a service</h2>
+  <p class="text-body-secondary small mb-3">This node places each image on a node of the cluster that has all the image's capabilities, starts it there, and reports its state here.</p>
   <div class="row g-3">
     <div class="col-lg-7">
       <div class="d-flex flex-wrap gap-2 mb-2 align-items-center">
@@ -842,7 +865,7 @@
       </div>
       <div class="d-flex gap-2 mt-2 align-items-center">
         <button class="btn btn-primary" type="button" :disabled="!canDeploy" @click="deploy" data-testid="deploy">
-          <span v-if="sending" class="spinner-border spinner-border-sm me-1"></span>Deploy to {{ store.node ? store.node.name : 'node' }}
+          <span v-if="sending" class="spinner-border spinner-border-sm me-1"></span>Deploy
         </button>
         <span class="small text-body-secondary">POST {{ store.apiBase }}/v1/service</span>
       </div>
@@ -852,9 +875,8 @@
         <div class="card-header fw-semibold">Check</div>
         <div class="card-body small">
           <div v-if="serverError" class="alert alert-danger" data-testid="server-error">
-            <div class="fw-semibold">Rejected by the node<span v-if="serverError.status"> (HTTP {{ serverError.status }}<span v-if="serverError.error"> {{ serverError.error }}</span>)</span></div>
-            <div v-if="serverError.field" class="mt-1">Field <code data-testid="server-error-field">{{ serverError.field }}</code>
-              <a v-if="serverError.line" href="#" @click.prevent="goToLine(serverError.line)">line {{ serverError.line }}</a></div>
+            <div class="fw-semibold">{{ serverHeadline }}</div>
+            <div v-if="serverError.field" class="mt-1">Field <code class="mx-1" data-testid="server-error-field">{{ serverError.field }}</code><a v-if="serverError.line" href="#" @click.prevent="goToLine(serverError.line)">line {{ serverError.line }}</a></div>
             <div class="mt-1" data-testid="server-error-message">{{ serverError.message }}</div>
           </div>
           <div v-if="!text.trim()" class="text-body-secondary">Paste or upload a blueprint; it is checked as you type.</div>
@@ -865,7 +887,7 @@
               <div class="text-body">{{ e.message }}</div>
             </li>
           </ul>
-          <div v-else-if="checkedData" data-testid="client-ok">
+          <div v-else-if="checkedData && !serverError" data-testid="client-ok">
             <div class="text-success fw-semibold mb-2">Blueprint looks valid.</div>
             <div>Service <code>{{ checkedData.service_name }}</code> with {{ checkedData.images.length }} image(s):</div>
             <ul class="mb-0">
@@ -937,7 +959,7 @@
         <input id="api-base" class="form-control font-monospace" v-model="base" placeholder="http://192.168.1.20:5023" data-testid="api-base">
         <button class="btn btn-outline-secondary" type="button" @click="test">Test</button>
       </div>
-      <div class="form-text mb-1">Any node of the cluster; the page itself may come from elsewhere (the node must allow this page's origin in <code>[WEBSERVER] cors_origins</code>). Default: <code>{{ store.defaultBase }}</code>, the node that served this page.</div>
+      <div class="form-text mb-1">Any node of the cluster; the page itself may come from elsewhere (the node must allow this page's origin in <code>[WEBSERVER] cors_origins</code>). Default: <code>{{ store.defaultBase }}</code>, where this page came from.</div>
       <div v-if="probe" class="small mb-2" data-testid="api-probe">{{ probe }}</div>
       <label class="form-label mt-2" for="poll">Refresh every</label>
       <select id="poll" class="form-select w-auto mb-3" v-model="poll">
@@ -948,7 +970,7 @@
       <div v-if="error" class="alert alert-danger py-1 px-2 small">{{ error }}</div>
       <div class="d-flex gap-2">
         <button class="btn btn-primary" type="submit" data-testid="save-settings">Save</button>
-        <button class="btn btn-outline-secondary" type="button" @click="useDefault">Use the node that served this page</button>
+        <button class="btn btn-outline-secondary" type="button" @click="useDefault">Use the address this page came from</button>
       </div>
     </div>
   </form>
@@ -997,15 +1019,13 @@
 <div v-if="store.connected === false" class="alert alert-danger rounded-0 mb-0 d-flex flex-wrap align-items-center gap-2 sticky-banner" role="alert" data-testid="unreachable-banner">
   <div class="me-auto">
     <strong>Node unreachable.</strong>
-    The Motey node at <code>{{ store.apiBase }}</code>
-    <template v-if="store.connectionErrorKind === 'http'">answers with an error</template><template v-else>does not answer</template>
-    since {{ fmtClock(store.unreachableSince) }} ({{ store.connectionError }}).
+    The Motey node at <code>{{ store.apiBase }}</code> {{ store.connectionErrorKind === 'http' ? 'answers with an error' : 'does not answer' }} since {{ fmtClock(store.unreachableSince) }} ({{ store.connectionError }}).
     Retrying every {{ pollSeconds }} s.
     <span v-if="store.lastOk">What you see is from {{ fmtClock(store.lastOk) }} and may be out of date.</span>
     <span v-else>Nothing could be loaded yet.</span>
   </div>
   <button class="btn btn-sm btn-light" @click="retry" data-testid="retry">Retry now</button>
-  <a class="btn btn-sm btn-outline-light" href="#/settings">Choose another node</a>
+  <a class="btn btn-sm btn-outline-danger" href="#/settings">Choose another node</a>
 </div>
 <main class="container-fluid py-3" :class="{ stale: store.connected === false }">
   <component :is="pageComponent"></component>

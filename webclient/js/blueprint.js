@@ -18,8 +18,6 @@
   'use strict';
 
   var SERVICE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-  // A requirement: "zigbee", "!camera", "arch=arm64", "memory_mb>=512".
-  var REQUIREMENT_PATTERN = /^!?[A-Za-z0-9_.:/-]+((==|!=|>=|<=|=|>|<)[A-Za-z0-9_.:/+-]+)?$/;
   var TOP_KEYS = ['service_name', 'node_type', 'images'];
   var IMAGE_KEYS = ['name', 'engine', 'parameters', 'capabilities'];
 
@@ -51,39 +49,77 @@
       !(value instanceof Date);
   }
 
-  /* Line (1-based) of a top-level key or of a key inside the n-th image, best effort. */
+  function indentOf(line) { return /^\s*/.exec(line)[0].length; }
+  function isBlank(line) { return /^\s*(#.*)?$/.test(line); }
+  function escapeRe(text) { return String(text).replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
+
+  /*
+   * The line (1-based) of a field in block-style YAML, best effort: follows the path
+   * key by key and item by item; stops at the deepest part it can find (flow-style
+   * parts are not followed). null when not even the first key is found.
+   */
   function locate(lines, path) {
-    var top = path[0];
-    var i;
-    var topLine = -1;
-    for (i = 0; i < lines.length; i++) {
-      if (new RegExp('^' + top + '\\s*:').test(lines[i])) { topLine = i; break; }
-    }
-    if (topLine < 0) return null;
-    if (path.length === 1 || typeof path[1] !== 'number') return topLine + 1;
-    // Find the n-th "- " item under images (block style only).
-    var seen = -1;
-    var itemLine = -1;
-    var itemIndent = -1;
-    for (i = topLine + 1; i < lines.length; i++) {
-      var line = lines[i];
-      if (/^\S/.test(line) && !/^\s*#/.test(line)) break;  // next top-level key
-      var m = /^(\s*)-(\s|$)/.exec(line);
-      if (m && (itemIndent < 0 || m[1].length === itemIndent)) {
-        itemIndent = m[1].length;
-        seen += 1;
-        if (seen === path[1]) { itemLine = i; break; }
+    var start = 0;
+    var end = lines.length;
+    var parentIndent = -1;
+    var found = null;
+    for (var p = 0; p < path.length; p++) {
+      var part = path[p];
+      var i;
+      if (typeof part === 'number') {
+        // The part-th "- " item of the block, at the block's item indentation.
+        var itemIndent = -1;
+        var seen = -1;
+        var itemLine = -1;
+        for (i = start; i < end; i++) {
+          var m = /^(\s*)-(\s|$)/.exec(lines[i]);
+          if (!m) continue;
+          if (itemIndent < 0) itemIndent = m[1].length;
+          if (m[1].length !== itemIndent) continue;
+          seen += 1;
+          if (seen === part) { itemLine = i; break; }
+        }
+        if (itemLine < 0) break;
+        found = itemLine;
+        var itemEnd = end;
+        for (i = itemLine + 1; i < end; i++) {
+          if (isBlank(lines[i])) continue;
+          var ind = indentOf(lines[i]);
+          if (ind < itemIndent || (ind === itemIndent && /^\s*-(\s|$)/.test(lines[i]))) {
+            itemEnd = i;
+            break;
+          }
+        }
+        start = itemLine;
+        end = itemEnd;
+        parentIndent = itemIndent;
+      } else {
+        var keyRe = new RegExp('^(\\s*)(-\\s+)?' + escapeRe(part) + '\\s*:');
+        var keyLine = -1;
+        var keyIndent = -1;
+        for (i = start; i < end; i++) {
+          var k = keyRe.exec(lines[i]);
+          if (!k) continue;
+          var effective = k[1].length + (k[2] ? k[2].length : 0);
+          if (effective > parentIndent) { keyLine = i; keyIndent = effective; break; }
+        }
+        if (keyLine < 0) break;
+        found = keyLine;
+        var keyEnd = end;
+        for (i = keyLine + 1; i < end; i++) {
+          if (isBlank(lines[i])) continue;
+          var indent = indentOf(lines[i]);
+          if (indent < keyIndent || (indent === keyIndent && !/^\s*-(\s|$)/.test(lines[i]))) {
+            keyEnd = i;
+            break;
+          }
+        }
+        start = keyLine + 1;
+        end = keyEnd;
+        parentIndent = keyIndent;
       }
     }
-    if (itemLine < 0) return topLine + 1;
-    if (path.length < 3) return itemLine + 1;
-    var key = path[2];
-    for (i = itemLine; i < lines.length; i++) {
-      if (i > itemLine && (/^\S/.test(lines[i]) ||
-          new RegExp('^\\s{' + itemIndent + '}-(\\s|$)').test(lines[i]))) break;
-      if (new RegExp('^\\s*(-\\s+)?' + key + '\\s*:').test(lines[i])) return i + 1;
-    }
-    return itemLine + 1;
+    return found === null ? null : found + 1;
   }
 
   function fieldName(path) {
@@ -167,8 +203,10 @@
         } else {
           if (caps.length > 64) add(at.concat(['capabilities']), 'at most 64 capabilities');
           caps.forEach(function (cap, ci) {
-            if (typeof cap !== 'string' || !REQUIREMENT_PATTERN.test(cap)) {
-              add(at.concat(['capabilities', ci]), 'must be a capability such as zigbee, ' +
+            // The requirement grammar itself (zigbee, !camera, arch=arm64, ...) is the
+            // node's to judge; it names the entry if it does not parse.
+            if (typeof cap !== 'string' || !cap.trim() || cap.length > 512) {
+              add(at.concat(['capabilities', ci]), 'must be a requirement such as zigbee, ' +
                 '!camera or arch=arm64, not ' + JSON.stringify(cap));
             }
           });
@@ -241,7 +279,6 @@
     parseField: parseField,
     checkData: checkData,
     fieldName: fieldName,
-    EXAMPLE: EXAMPLE,
-    REQUIREMENT_PATTERN: REQUIREMENT_PATTERN
+    EXAMPLE: EXAMPLE
   };
 });

@@ -54,8 +54,8 @@ test('types, lengths and patterns are checked', () => {
     ['images[0].parameters', 'images[0].capabilities']
   );
   assert.deepEqual(
-    fields('service_name: s\nimages:\n  - name: a\n    capabilities: [zigbee, "arch>=", "!camera"]\n'),
-    ['images[0].capabilities[1]']
+    fields('service_name: s\nimages:\n  - name: a\n    capabilities: [zigbee, 12, "", "!camera"]\n'),
+    ['images[0].capabilities[1]', 'images[0].capabilities[2]']
   );
   assert.deepEqual(fields('service_name: s\nimages:\n  - just-a-string\n'), ['images[0]']);
 });
@@ -74,8 +74,22 @@ test('a field named by the node is found in the text', () => {
   const { locateField, parseField } = require('../js/blueprint.js');
   assert.deepEqual(parseField('images[0].parameters.comand'), ['images', 0, 'parameters', 'comand']);
   const text = 'service_name: s\nimages:\n  - name: a\n    engine: docker\n    parameters:\n      comand: x\n';
-  assert.equal(locateField(text, 'images[0].parameters.comand'), 5);
+  assert.equal(locateField(text, 'images[0].parameters.comand'), 6);
+  assert.equal(locateField(text, 'images[0].parameters'), 5);
+  assert.equal(locateField(text, 'images[3].name'), 2);
   assert.equal(locateField(text, 'images[0].engine'), 4);
   assert.equal(locateField(text, 'service_name'), 1);
   assert.equal(locateField(text, '(document)'), null);
+});
+
+test('items at the parent key\'s indentation and later images are found', () => {
+  const { locateField } = require('../js/blueprint.js');
+  const text = [
+    'service_name: s', 'images:', '- name: a', '  engine: docker', '- name: b', '  parameters:',
+    '    ports: {"80/tcp": 8080}', '    name: x', 'node_type: master'
+  ].join('\n');
+  assert.equal(locateField(text, 'images[1].parameters.name'), 8);
+  assert.equal(locateField(text, 'images[1].name'), 5);
+  assert.equal(locateField(text, 'images[0].engine'), 4);
+  assert.equal(locateField(text, 'node_type'), 9);
 });

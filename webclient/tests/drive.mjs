@@ -267,15 +267,34 @@ scenarios.nodes = async (page) => {
   await go(page, 'overview');
   await page.locator(tid('nodes-total')).filter({ hasText: new RegExp(`^${config.nodes.length}$`) }).waitFor();
   await page.locator(tid('nodes-reachable')).filter({ hasText: `${config.nodes.length} reachable` }).waitFor();
+  if (config.remote) {
+    // Deploy an image that only another node can run; the services page names that node.
+    const { serviceName, blueprint, nodeName, nodeIp } = config.remote;
+    await go(page, 'deploy');
+    await page.locator(tid('blueprint-text')).fill(blueprint);
+    await page.locator(tid('client-ok')).waitFor();
+    await page.locator(tid('deploy')).click();
+    await page.locator(`${tid('deployed-state')}[data-state="RUNNING"]`).waitFor({ timeout: 60000 });
+    await go(page, 'services');
+    const card = serviceCard(page, serviceName);
+    await card.locator(`${tid('service-state')}[data-state="RUNNING"]`).waitFor();
+    const cell = await card.locator(tid('image-node')).first().innerText();
+    check(cell.includes(nodeName) && cell.includes(nodeIp), `image runs on ${nodeName} (${cell})`);
+    await ask('remote-running', { name: serviceName });
+    await shot(page, 'services-cluster.png');
+  }
   if (config.stopOne) {
     // A node that goes away is shown UNREACHABLE in the list and in the summary.
     const gone = config.stopOne;
-    await ask('stop-node', { id: gone.id });
+    await go(page, 'overview');
+    await ask('kill-node', { id: gone.id });
     await page.locator(tid('nodes-unreachable')).filter({ hasText: '1 unreachable' })
       .waitFor({ timeout: config.unreachableTimeoutMs || 30000 });
     await go(page, 'nodes');
     await page.locator(`${tid('node-row')}[data-node-id="${gone.id}"] ${tid('node-state')}[data-state="UNREACHABLE"]`).waitFor();
     await shot(page, 'nodes-one-unreachable.png');
+    await go(page, 'overview');
+    await shot(page, 'overview-cluster.png');
   }
 };
 
