@@ -51,7 +51,8 @@ def test_full_exchange_with_a_real_node(
     client: ZeroMQNodeClient, node_factory: Any, docker_client: docker.DockerClient
 ) -> None:
     peer: MoteyNode = node_factory(capabilities=["zigbee"])
-    target = Node(ip=peer.ip, name=peer.name)
+    target = Node(ip=peer.ip, name=peer.name, version="1.0.0")  # announced by presence
+    legacy = Node(ip=peer.ip)  # known by bare IP only: gets the original formats
 
     info = client.describe(target)
     assert info["node_id"] == peer.node_id and info["lifecycle"] == "OPERATE"
@@ -66,6 +67,7 @@ def test_full_exchange_with_a_real_node(
 
     status = client.image_status(target, image)
     assert status.state is ImageState.RUNNING and status.instance_id == container_id
+    assert client.image_status(legacy, image).state is ImageState.RUNNING
     assert client.terminate_image(target, image) is True
     assert client.terminate_image(target, image) is False  # idempotent
     assert client.image_status(target, image).exists is False

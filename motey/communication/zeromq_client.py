@@ -82,18 +82,33 @@ class ZeroMQNodeClient:
     def image_status(self, node: Node, image: Image) -> InstanceStatus:
         """The state of ``image`` on ``node``."""
         raw = self._request(
-            node, RequestKind.STATUS, proto.encode_image_ref(image), self._request_timeout
+            node,
+            RequestKind.STATUS,
+            proto.encode_image_ref(image, extended=self._speaks_v2(node)),
+            self._request_timeout,
         )
         return self._decode(node, RequestKind.STATUS, proto.decode_status_reply, raw)
 
     def terminate_image(self, node: Node, image: Image) -> bool:
         """Ask ``node`` to stop and remove ``image``; ``False`` when it ran nothing of it."""
         raw = self._request(
-            node, RequestKind.TERMINATE, proto.encode_image_ref(image), self._action_timeout
+            node,
+            RequestKind.TERMINATE,
+            proto.encode_image_ref(image, extended=self._speaks_v2(node)),
+            self._action_timeout,
         )
         return self._decode(node, RequestKind.TERMINATE, proto.decode_terminate_reply, raw)
 
     # -- plumbing --------------------------------------------------------------------
+    @staticmethod
+    def _speaks_v2(node: Node) -> bool:
+        """Whether ``node`` announced a version (presence); else it gets original formats.
+
+        A node known only by its bare-IP registration may be an original Motey, which
+        reads a status or terminate request as the bare image id.
+        """
+        return node.version is not None
+
     @staticmethod
     def _label(node: Node) -> str:
         return f"{node.name} ({node.ip})" if node.name else node.ip

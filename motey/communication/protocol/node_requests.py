@@ -271,8 +271,11 @@ def decode_deploy_reply(raw: bytes) -> str:
 # -- status and terminate ----------------------------------------------------------------
 
 
-def encode_image_ref(image: Image) -> bytes:
-    """The extended status/terminate request (names the engine, asks for an object)."""
+def encode_image_ref(image: Image, extended: bool = True) -> bytes:
+    """A status/terminate request: extended (names the engine, asks for an object) or,
+    for a node that only speaks the original formats, the bare image id."""
+    if not extended:
+        return image.id.encode("utf-8")
     return _dump({"version": VERSION, "id": image.id, "engine": image.engine})
 
 

@@ -1,0 +1,271 @@
+"""MQTTDiscovery in-process against a real Mosquitto, with a real TinyDB node repository."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import logbook
+import pytest
+
+from motey.communication.mqtt_discovery import MQTTDiscovery
+from motey.communication.protocol import discovery as proto
+from motey.models.node import DEFAULT_PORTS, Node, NodeLifecycle, NodeReachability
+from motey.node.identity import NodeIdentity
+from motey.repositories.base import Database
+from motey.repositories.node_repository import NodeRepository
+from tests.cluster_helpers import RawMQTT, retained_on
+from tests.helpers import Mosquitto, wait_for
+
+SELF_IP = "127.0.9.1"
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Iterator[NodeRepository]:
+    database = Database(str(tmp_path / "nodes.json")).open()
+    yield NodeRepository(database)
+    database.close()
+
+
+@pytest.fixture
+def identity() -> NodeIdentity:
+    ident = NodeIdentity(str(uuid.uuid4()), "self-node", SELF_IP, dict(DEFAULT_PORTS))
+    ident.set_lifecycle(NodeLifecycle.OPERATE)
+    return ident
+
+
+def describe() -> dict[str, Any]:
+    return {"load": 0.5, "capabilities": [{"capability": "zigbee", "capability_type": "hw"}]}
+
+
+@pytest.fixture
+def make_discovery(
+    identity: NodeIdentity, repository: NodeRepository, no_thread_leaks: None
+) -> Iterator[Any]:
+    made: list[MQTTDiscovery] = []
+
+    def make(broker: Mosquitto | None, **kw: Any) -> MQTTDiscovery:
+        options: dict[str, Any] = {"keepalive": 2, "reconnect_max_delay": 1}
+        options.update(kw)
+        discovery = MQTTDiscovery(
+            identity,
+            repository,
+            describe,
+            host=broker.ip if broker else "",
+            port=broker.port if broker else 1883,
+            **options,
+        )
+        made.append(discovery)
+        return discovery
+
+    yield make
+    for discovery in made:
+        discovery.stop()
+
+
+@pytest.fixture
+def raw(mosquitto: Mosquitto) -> Iterator[RawMQTT]:
+    client = RawMQTT(mosquitto.ip, mosquitto.port)
+    yield client
+    client.close()
+
+
+def presence(node_id: str, ip: str, **changes: Any) -> bytes:
+    node = Node(ip=ip, id=node_id, name=f"peer-{ip}", version="1.0.0")
+    body = json.loads(proto.encode_presence(node))
+    body.update(changes)
+    return json.dumps(body).encode()
+
+
+def test_join_announces_this_node_and_learns_retained_peers(
+    mosquitto: Mosquitto, raw: RawMQTT, make_discovery: Any, repository: NodeRepository
+) -> None:
+    peer_id = str(uuid.uuid4())
+    raw.publish(proto.presence_topic(peer_id), presence(peer_id, "127.0.9.2"), retain=True)
+    repository.upsert(Node(ip="127.0.9.99"))  # stale entry from an earlier run
+    discovery = make_discovery(mosquitto)
+    discovery.start()
+
+    peer = wait_for(lambda: repository.get_by_id(peer_id), what="retained peer")
+    assert peer.ip == "127.0.9.2" and peer.state is NodeReachability.REACHABLE
+    assert peer.last_seen > time.time() - 10
+    assert repository.get("127.0.9.99") is None  # relearned, not remembered
+
+    raw.expect(lambda t, p, r: t == proto.TOPIC_REGISTER and p == SELF_IP.encode())
+    raw.expect(lambda t, p, r: t == proto.TOPIC_NODES_REQUEST and p == SELF_IP.encode())
+    _, payload, _ = raw.expect(lambda t, p, r: t == proto.presence_topic(discovery_id(discovery)))
+    body = json.loads(payload)
+    assert body["ip"] == SELF_IP and body["lifecycle"] == "OPERATE" and body["load"] == 0.5
+    assert body["ports"] == DEFAULT_PORTS and body["name"] == "self-node"
+    assert repository.get(SELF_IP) is None  # a node does not list itself
+
+
+def discovery_id(discovery: MQTTDiscovery) -> str:
+    return discovery._identity.id
+
+
+def test_bare_ip_register_remove_and_nodes_request(
+    mosquitto: Mosquitto, raw: RawMQTT, make_discovery: Any, repository: NodeRepository
+) -> None:
+    make_discovery(mosquitto).start()
+    raw.expect(lambda t, p, r: t == proto.TOPIC_NODES_REQUEST)
+    raw.publish(proto.TOPIC_REGISTER, "127.0.9.3")
+    node = wait_for(lambda: repository.get("127.0.9.3"), what="bare-IP node")
+    assert node.id is None and node.ports == DEFAULT_PORTS
+    assert node.state is NodeReachability.REACHABLE and node.lifecycle is NodeLifecycle.OPERATE
+
+    raw.drain()
+    raw.publish(proto.TOPIC_NODES_REQUEST, "127.0.9.3")  # what an original node sends
+    raw.expect(lambda t, p, r: t == proto.TOPIC_REGISTER and p == SELF_IP.encode())
+
+    raw.publish(proto.TOPIC_REMOVE, "127.0.9.3")
+    wait_for(lambda: repository.get("127.0.9.3") is None, what="removal")
+
+
+def test_malformed_messages_are_ignored_and_a_valid_one_still_works(
+    mosquitto: Mosquitto, raw: RawMQTT, make_discovery: Any, repository: NodeRepository
+) -> None:
+    discovery = make_discovery(mosquitto)
+    logs = logbook.TestHandler(level="WARNING")
+    with logs.applicationbound():
+        discovery.start()
+        raw.expect(lambda t, p, r: t == proto.TOPIC_NODES_REQUEST)
+        good_id = str(uuid.uuid4())
+        junk = [
+            (proto.TOPIC_REGISTER, b"not-an-ip"),
+            (proto.TOPIC_REGISTER, b"\xff\xfe"),
+            (proto.TOPIC_REGISTER, b"1.2.3.4" * 5000),
+            (proto.TOPIC_REGISTER, b"0.0.0.0"),
+            (proto.TOPIC_REMOVE, b"{}"),
+            (proto.TOPIC_NODES_REQUEST, b"hello"),
+            (proto.presence_topic(good_id), b"{bad json"),
+            (proto.presence_topic(good_id), b'["list"]'),
+            (proto.presence_topic(good_id), presence(good_id, "127.0.9.4", ports={"api": "x"})),
+            (proto.presence_topic(good_id), presence(good_id, "not-an-ip")),
+            (proto.presence_topic(good_id), presence("another-id", "127.0.9.4")),
+            (proto.presence_topic(good_id), presence(good_id, "127.0.9.4", lifecycle="NAP")),
+            (proto.presence_topic(good_id), b"{" + b" " * 100_000 + b"}"),
+            (proto.presence_topic("x" * 100), presence("x" * 100, "127.0.9.4")),
+        ]
+        for topic, payload in junk:
+            raw.publish(topic, payload)
+        raw.publish(proto.presence_topic(good_id), presence(good_id, "127.0.9.5"))
+        node = wait_for(lambda: repository.get_by_id(good_id), what="valid presence")
+        raw.publish(proto.TOPIC_REGISTER, "127.0.9.6")
+        wait_for(lambda: repository.get("127.0.9.6"), what="valid register")
+    assert node.ip == "127.0.9.5"
+    assert {n.ip for n in repository.all()} == {"127.0.9.5", "127.0.9.6"}
+    assert discovery.connected
+    ignored = [r for r in logs.records if "ignored malformed" in r.message]
+    assert len(ignored) == len(junk)
+
+
+def test_last_will_marks_unreachable_and_presence_brings_back(
+    mosquitto: Mosquitto, raw: RawMQTT, make_discovery: Any, repository: NodeRepository
+) -> None:
+    make_discovery(mosquitto).start()
+    raw.expect(lambda t, p, r: t == proto.TOPIC_NODES_REQUEST)  # subscribed by now
+    peer_id = str(uuid.uuid4())
+    raw.publish(proto.presence_topic(peer_id), presence(peer_id, "127.0.9.7", load=0.1))
+    first = wait_for(lambda: repository.get_by_id(peer_id), what="peer")
+    will = presence(peer_id, "127.0.9.7", state="UNREACHABLE", lifecycle="PROVISION")
+    raw.publish(proto.presence_topic(peer_id), will)
+    gone = wait_for(
+        lambda: (n := repository.get_by_id(peer_id)) and n.state.value == "UNREACHABLE" and n,
+        what="unreachable",
+    )
+    assert gone.last_seen == first.last_seen  # when it was really last seen
+    assert gone.lifecycle is NodeLifecycle.OPERATE  # the will's stale phase is not taken
+    raw.publish(proto.presence_topic(peer_id), presence(peer_id, "127.0.9.8"))
+    back = wait_for(
+        lambda: (n := repository.get_by_id(peer_id)) and n.state.value == "REACHABLE" and n,
+        what="reachable",
+    )
+    assert back.ip == "127.0.9.8"  # it came back on another address
+    assert repository.get("127.0.9.7") is None
+    raw.publish(proto.presence_topic(peer_id), b"")  # cleared presence: a clean leave
+    wait_for(lambda: repository.get_by_id(peer_id) is None, what="left")
+
+
+def test_clean_stop_says_goodbye(
+    mosquitto: Mosquitto, raw: RawMQTT, make_discovery: Any, identity: NodeIdentity
+) -> None:
+    discovery = make_discovery(mosquitto)
+    discovery.start()
+    topic = proto.presence_topic(identity.id)
+    raw.expect(lambda t, p, r: t == topic and bool(p))
+    assert retained_on(mosquitto.ip, mosquitto.port, topic)
+    discovery.stop()
+    raw.expect(lambda t, p, r: t == proto.TOPIC_REMOVE and p == SELF_IP.encode())
+    raw.expect(lambda t, p, r: t == topic and p == b"")
+    assert retained_on(mosquitto.ip, mosquitto.port, topic) == []  # the will was not sent
+    discovery.stop()  # idempotent
+
+
+def test_lifecycle_change_is_republished_and_presence_refreshes(
+    mosquitto: Mosquitto, raw: RawMQTT, make_discovery: Any, identity: NodeIdentity
+) -> None:
+    make_discovery(mosquitto, presence_interval=0.3).start()
+    topic = proto.presence_topic(identity.id)
+    raw.expect(lambda t, p, r: t == topic)
+    identity.set_lifecycle(NodeLifecycle.RECOVER, "test")
+    raw.expect(lambda t, p, r: t == topic and json.loads(p)["lifecycle"] == "RECOVER")
+    raw.drain()
+    first = json.loads(raw.expect(lambda t, p, r: t == topic)[1])["timestamp"]
+    raw.expect(lambda t, p, r: t == topic and json.loads(p)["timestamp"] > first)
+
+
+def test_silent_presence_node_is_marked_unreachable(
+    mosquitto: Mosquitto, raw: RawMQTT, make_discovery: Any, repository: NodeRepository
+) -> None:
+    make_discovery(mosquitto, presence_interval=0.3).start()
+    raw.expect(lambda t, p, r: t == proto.TOPIC_NODES_REQUEST)
+    peer_id = str(uuid.uuid4())
+    raw.publish(proto.presence_topic(peer_id), presence(peer_id, "127.0.9.9"))
+    raw.publish(proto.TOPIC_REGISTER, "127.0.9.10")  # bare-IP nodes never republish
+    wait_for(lambda: repository.get_by_id(peer_id), what="peer")
+    wait_for(
+        lambda: repository.get_by_id(peer_id).state is NodeReachability.UNREACHABLE,
+        timeout=5,
+        what="stale peer marked unreachable",
+    )
+    assert repository.get("127.0.9.10").state is NodeReachability.REACHABLE
+
+
+def test_waits_for_the_broker_and_reconnects(
+    tmp_path: Path, make_discovery: Any, identity: NodeIdentity
+) -> None:
+    broker = Mosquitto(tmp_path / "late-broker")  # chosen port, not started yet
+    discovery = make_discovery(broker)
+    try:
+        discovery.start()
+        time.sleep(1.5)
+        assert not discovery.connected
+        broker.start()
+        wait_for(lambda: discovery.connected, timeout=10, what="connect once the broker is up")
+        broker.stop()
+        wait_for(lambda: not discovery.connected, timeout=10, what="disconnect")
+        broker.start()
+        wait_for(lambda: discovery.connected, timeout=10, what="reconnect")
+        # the new broker lost every retained message; the node announced itself again
+        topic = proto.presence_topic(identity.id)
+        assert wait_for(lambda: retained_on(broker.ip, broker.port, topic, wait=0.5))
+    finally:
+        discovery.stop()
+        broker.stop()
+
+
+def test_no_broker_means_single_node(make_discovery: Any, repository: NodeRepository) -> None:
+    repository.upsert(Node(ip="127.0.9.11"))
+    discovery = make_discovery(None)
+    logs = logbook.TestHandler()
+    with logs.applicationbound():
+        discovery.start()
+    assert not discovery.enabled and not discovery.connected
+    assert any("single-node cluster" in r.message for r in logs.records)
+    assert repository.all() == []
+    discovery.stop()
