@@ -318,9 +318,9 @@ def test_nodes_page_of_a_small_cluster(
     docker_client: docker.DockerClient,
     screenshots: Path,
 ) -> None:
-    """Three nodes find each other over MQTT; the page of one lists all three, shows
-    an image placed on another node by its capability, and a crashed node as
-    UNREACHABLE."""
+    """Three nodes find each other over MQTT; the page of one lists all three, shows an
+    image placed on another node by its capability and a crashed node as UNREACHABLE,
+    and switches to another node's API with its Open button."""
     broker = (mosquitto.ip, mosquitto.port)
     cells = [
         node_factory(name=f"cell-{i}", mqtt=broker, capabilities=caps)
@@ -366,6 +366,11 @@ def test_nodes_page_of_a_small_cluster(
                 "nodeIp": lidar_node.ip,
             },
             "stopOne": {"id": crashing.node_id},
+            "openNode": {
+                "id": lidar_node.node_id,
+                "name": lidar_node.name,
+                "apiBase": lidar_node.url,
+            },
         },
         {"remote-running": remote_running, "kill-node": kill_node},
     )
@@ -426,7 +431,8 @@ def test_page_from_another_origin_talks_to_any_node(
     docker_client: docker.DockerClient,
     screenshots: Path,
 ) -> None:
-    """Opened from elsewhere with ``?api=``: reads, PUTs and POSTs pass CORS."""
+    """Opened from another origin (a static server, the file system) with ``?api=``:
+    reads, PUTs and POSTs pass CORS; the settings page switches nodes."""
     node: MoteyNode = node_factory()
     name = unique_name("xorigin")
     dead_ip = next_loopback()
@@ -445,6 +451,7 @@ def test_page_from_another_origin_talks_to_any_node(
             "newCapability": "opcua",
             "blueprint": BLUEPRINT.format(name=name, image=TEST_IMAGE),
             "deadApi": f"http://{dead_ip}:{free_port(dead_ip)}",
+            "fileUrl": f"{(WEBCLIENT / 'index.html').as_uri()}?api={node.url}&poll=500#/overview",
         },
         {"capability": capability},
     )

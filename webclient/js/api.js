@@ -80,7 +80,7 @@
       clearTimeout(timer);
       var message = err && err.name === 'AbortError'
         ? 'no answer within ' + (timeoutMs / 1000) + ' s'
-        : 'cannot connect (' + (err && err.message ? err.message : err) + ')';
+        : 'cannot connect: ' + (err && err.message ? err.message : err);
       throw new ApiError(message, { kind: 'network' });
     });
   };

@@ -733,7 +733,6 @@
         checkedData: Vue.ref(null),
         serverError: Vue.ref(null),
         sending: Vue.ref(false),
-        deployedId: Vue.ref(null),
         dragging: Vue.ref(false)
       };
     },
@@ -750,7 +749,8 @@
         return lines;
       },
       deployed: function () {
-        var id = this.deployedId;
+        // The service deployed last from this page; kept while the page is open.
+        var id = store.highlight;
         return id ? store.services.find(function (s) { return s.id === id; }) || null : null;
       },
       canDeploy: function () {
@@ -821,7 +821,6 @@
         var text = this.text;
         client.deploy(text).then(function (r) {
           var service = r.data || {};
-          self.deployedId = service.id;
           store.highlight = service.id;
           if (service.id && !store.services.some(function (s) { return s.id === service.id; })) {
             store.services.push(service);
@@ -839,7 +838,7 @@
           };
         }).then(function () { self.sending = false; });
       },
-      clear: function () { this.text = ''; this.fileName = ''; this.deployedId = null; }
+      clear: function () { this.text = ''; this.fileName = ''; store.highlight = null; }
     },
     template: `
 <div data-testid="page-deploy">

@@ -40,7 +40,7 @@ async function ask(action, data = {}) {
 function isLoopback(url) {
   try {
     const u = new URL(url);
-    if (u.protocol === 'data:' || u.protocol === 'blob:' || u.protocol === 'about:') return true;
+    if (['data:', 'blob:', 'about:', 'file:'].includes(u.protocol)) return true;
     return /^127\./.test(u.hostname) || u.hostname === 'localhost' || u.hostname === '[::1]';
   } catch {
     return false;
@@ -296,6 +296,18 @@ scenarios.nodes = async (page) => {
     await go(page, 'overview');
     await shot(page, 'overview-cluster.png');
   }
+  if (config.openNode) {
+    // "Open" on the nodes page points the page at that node's API.
+    const { id, name, apiBase } = config.openNode;
+    await go(page, 'nodes');
+    await page.locator(`${tid('node-row')}[data-node-id="${id}"] button`).filter({ hasText: 'Open' }).click();
+    await page.locator(tid('this-node-name')).filter({ hasText: new RegExp(`^${name}$`) }).waitFor();
+    await waitConnected(page);
+    check(new URL(page.url()).searchParams.get('api') === apiBase, 'the URL names the other node');
+    await go(page, 'nodes');
+    const first = page.locator(tid('node-row')).first();
+    check((await first.getAttribute('data-node-id')) === id, 'the other node lists itself first');
+  }
 };
 
 // The page says clearly when its node is unreachable, and recovers when it is back.
@@ -349,6 +361,10 @@ scenarios.cross_origin = async (page) => {
   await page.locator(tid('unreachable-banner')).waitFor({ state: 'detached' });
   await waitConnected(page);
   await shot(page, 'settings.png');
+  // Straight from the file system, pointed at the node.
+  await page.goto(config.fileUrl);
+  await waitConnected(page);
+  await page.locator(tid('this-node-name')).filter({ hasText: new RegExp(`^${config.nodeName}$`) }).waitFor();
 };
 
 // ------------------------------------------------------------------ main
