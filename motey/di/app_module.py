@@ -145,6 +145,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         identity=identity,
         watch_interval=config.ORCHESTRATOR.watch_interval,
         workers=config.ORCHESTRATOR.workers,
+        subscribe_capabilities=capability_engine.provided.subscribe,
     )
 
     # -- communication -------------------------------------------------------------

@@ -38,6 +38,8 @@ class Image:
     instance_id: str | None = None
     service_id: str | None = None
     owner_id: str | None = None
+    #: Set while no node meets the image's requirements; the orchestrator keeps looking.
+    awaiting_placement: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape used on REST, ZeroMQ and in the database."""
@@ -54,6 +56,7 @@ class Image:
             "instance_id": self.instance_id,
             "service_id": self.service_id,
             "owner_id": self.owner_id,
+            "awaiting_placement": self.awaiting_placement,
         }
 
     @classmethod
@@ -73,4 +76,5 @@ class Image:
             instance_id=data.get("instance_id"),
             service_id=data.get("service_id"),
             owner_id=data.get("owner_id"),
+            awaiting_placement=bool(data.get("awaiting_placement", False)),
         )

@@ -78,6 +78,21 @@ class ClusterGateway:
             known = self._nodes.get(image.node)
         return known or Node(ip=image.node or "", id=image.node_id)
 
+    def known_capabilities(self, image: Image) -> list[dict[str, Any]] | None:
+        """What the node running ``image`` currently offers, as far as this node knows.
+
+        For this node that is the live capability set; for a peer it is what its last
+        pushed presence said (discovery republishes on every change). ``None`` when the
+        peer is unknown or unreachable: then nothing can be concluded.
+        """
+        node = self.node_for(image)
+        if self.is_local(node):
+            return self._executor.capabilities()
+        known = self._nodes.get_by_id(node.id) if node.id else self._nodes.get(node.ip)
+        if known is None or known.state is not NodeReachability.REACHABLE:
+            return None
+        return list(known.capabilities)
+
     def describe(self, node: Node) -> dict[str, Any]:
         if self.is_local(node):
             return self._executor.describe()

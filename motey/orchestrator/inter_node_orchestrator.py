@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import logbook
 
@@ -22,7 +23,8 @@ from motey.models.service import Service, ServiceState, service_state_from_image
 from motey.node.identity import NodeIdentity
 from motey.orchestrator.blueprint import load_blueprint, service_from_blueprint
 from motey.orchestrator.cluster import ClusterGateway
-from motey.orchestrator.placement import Placement
+from motey.orchestrator.placement import Placement, PlacementError
+from motey.orchestrator.relocation import pending_moves
 from motey.repositories.service_repository import ServiceRepository
 from motey.val.manager import VALManager
 
@@ -44,6 +46,7 @@ class InterNodeOrchestrator:
         identity: NodeIdentity,
         watch_interval: float = 2.0,
         workers: int = 4,
+        subscribe_capabilities: Callable[[Callable[[Any], None]], None] | None = None,
     ) -> None:
         self._services = services
         self._val = val_manager
@@ -61,6 +64,10 @@ class InterNodeOrchestrator:
         self._pending_guard = threading.Lock()
         self._cancelled: set[str] = set()
         self._listeners: list[Callable[[Service], None]] = []
+        self._wake = threading.Event()
+        if subscribe_capabilities is not None:
+            # A local capability change is checked at once, not at the next round.
+            subscribe_capabilities(lambda _caps: self._wake.set())
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -76,6 +83,7 @@ class InterNodeOrchestrator:
     def stop(self) -> None:
         """Finish running jobs, drop queued ones (they resume on restart); idempotent."""
         self._stop.set()
+        self._wake.set()
         if self._watcher is not None:
             self._watcher.join(timeout=10)
             self._watcher = None
@@ -276,30 +284,109 @@ class InterNodeOrchestrator:
 
     # -- watching ------------------------------------------------------------------
     def _watch_loop(self) -> None:
-        while not self._stop.wait(self._watch_interval):
+        while not self._stop.is_set():
+            self._wake.wait(self._watch_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.watch_once()
             except Exception as exc:  # the watcher must survive any single failure
                 log.exception("service watcher round failed: {}", exc)
 
     def watch_once(self) -> None:
-        """Refresh the state of every running service from its images' states."""
+        """Refresh running services from their images' states and follow the hardware."""
         for service in self._services.all():
             if self._stop.is_set():
                 return
-            if service.state not in _WATCHED or service.id in self._pending:
+            if not self._is_watched(service) or service.id in self._pending:
                 continue
             lock = self._lock_for(service.id)
             if not lock.acquire(blocking=False):
                 continue
             try:
                 current = self._services.get(service.id)
-                if current is None or current.state not in _WATCHED:
+                if current is None or not self._is_watched(current):
                     continue
                 self._refresh_images(current)
+                self._follow_hardware(current)
                 self._refresh_state(current)
             finally:
                 lock.release()
+
+    @staticmethod
+    def _is_watched(service: Service) -> bool:
+        """Running services, and failed ones with an image waiting for a suitable node."""
+        return service.state in _WATCHED or (
+            service.state is ServiceState.ERROR
+            and any(i.awaiting_placement for i in service.images)
+        )
+
+    def _follow_hardware(self, service: Service) -> None:
+        """Move images whose node lost a required capability; place waiting ones.
+
+        The old copy is always stopped before the new one starts, so there is never a
+        moment with two copies running. When no node qualifies the image waits (service
+        ERROR, reason recorded) and is placed as soon as one does.
+        """
+        for move in pending_moves(service.images, self._gateway):
+            image = move.image
+            waiting = image.awaiting_placement
+            if not waiting:
+                log.warning("service {}: image {}: {}", service.id, image.id, move.reason)
+                self._record(service, f"image {image.name!r}: {move.reason}")
+            exclude = set() if waiting else {image.node_id or image.node or ""}
+            try:
+                target = self._placement.place(image, exclude=exclude)
+            except PlacementError as exc:
+                if not waiting:
+                    self._stop_copy(service, image)
+                    image.awaiting_placement = True
+                    image.state = ImageState.ERROR
+                    image.state_message = (
+                        f"waiting for a node that meets its requirements: {exc.message}"
+                    )
+                    self._record(service, f"image {image.name!r} is waiting: {exc.message}")
+                continue
+            old = image.node
+            if not waiting:
+                self._stop_copy(service, image)
+            image.node, image.node_id = target.ip, target.id
+            image.awaiting_placement = False
+            image.state = ImageState.INSTANTIATING
+            image.state_message = ""
+            self._save(service)
+            try:
+                image.instance_id = self._gateway.deploy(target, image)
+                status = self._gateway.status(image)
+                image.state, image.state_message = status.state, status.message
+            except MoteyError as exc:
+                log.error("could not start image {} on {}: {}", image.id, target.ip, exc.message)
+                self._stop_copy(service, image)
+                image.awaiting_placement = True
+                image.state = ImageState.ERROR
+                image.state_message = f"waiting: start on {target.ip} failed: {exc.message}"
+                continue
+            verb = f"moved from {old} to" if old else "placed on"
+            self._record(service, f"image {image.name!r} {verb} {target.ip}")
+
+    def _stop_copy(self, service: Service, image: Image) -> None:
+        """Stop an image where it runs now and forget its placement."""
+        if image.node or image.node_id:
+            try:
+                self._gateway.terminate(image)
+            except MoteyError as exc:
+                log.error("could not stop image {} on {}: {}", image.id, image.node, exc.message)
+        image.node = image.node_id = image.instance_id = None
+        self._save(service)
+
+    def _record(self, service: Service, message: str) -> None:
+        """Add an event to the service's history without changing its state."""
+        service.history.append(
+            {"at": time.time(), "state": service.state.value, "message": message}
+        )
+        del service.history[:-_HISTORY_LIMIT]
+        self._save(service)
 
     def _refresh_images(self, service: Service) -> None:
         for image in service.images:

@@ -45,7 +45,6 @@ _STATE_MAP = {
     "restarting": ImageState.INSTANTIATING,
     "running": ImageState.RUNNING,
     "paused": ImageState.RUNNING,
-    "removing": ImageState.STOPPING,
 }
 
 
@@ -173,6 +172,13 @@ class DockerVAL(VALPlugin):
         if status in _STATE_MAP:
             message = "paused" if status == "paused" else ""
             return InstanceStatus(_STATE_MAP[status], message, instance_id=container.id)
+        if status == "removing":
+            # Motey never asks while removing its own containers: someone else does it.
+            return InstanceStatus(
+                ImageState.ERROR,
+                "container is being removed outside Motey",
+                instance_id=container.id,
+            )
         if status == "exited":
             code = state.get("ExitCode", 0)
             if code == 0:
