@@ -308,3 +308,20 @@ def test_paths_that_cannot_be_used_are_refused(ipc_dir: Path, engine: Capability
         sub.stop()
     assert not nested.exists()
     assert os.listdir(ipc_dir / "run" / "motey") == []
+
+
+def test_a_shared_context_is_used_and_left_open(ipc_dir: Path, engine: CapabilityEngine) -> None:
+    context: zmq.Context[Any] = zmq.Context()
+    try:
+        sub = IPCCapabilitySubscriber(str(ipc_dir / "shared.ipc"), engine, context=context)
+        sub.start()
+        pub = RawPublisher(sub.endpoint)
+        try:
+            pub.wait_connected(engine)
+        finally:
+            pub.close()
+        sub.stop()
+        assert not context.closed
+        context.socket(zmq.PUB).close()  # still usable by the node's other sockets
+    finally:
+        context.term()

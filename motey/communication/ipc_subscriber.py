@@ -78,10 +78,17 @@ class IPCCapabilitySubscriber:
     """Receives capability events from local publishers in its own thread."""
 
     def __init__(
-        self, path: str, engine: CapabilityUpdater, poll_ms: int = 250, source: str = IPC_SOURCE
+        self,
+        path: str,
+        engine: CapabilityUpdater,
+        poll_ms: int = 250,
+        source: str = IPC_SOURCE,
+        context: zmq.Context[Any] | None = None,
     ) -> None:
         self.path = path[len("ipc://") :] if path.startswith("ipc://") else path
         self._engine = engine
+        #: A shared context is used but never terminated here; without one, we own ours.
+        self._shared_context = context
         self._poll_ms = poll_ms
         self._source = source
         self._stop = threading.Event()
@@ -102,7 +109,7 @@ class IPCCapabilitySubscriber:
         if self._thread is not None:
             return
         prepare_ipc_path(self.path)
-        context: zmq.Context[Any] = zmq.Context()
+        context: zmq.Context[Any] = self._shared_context or zmq.Context()
         sock = context.socket(zmq.SUB)
         try:
             sock.setsockopt(zmq.LINGER, 0)
@@ -113,7 +120,8 @@ class IPCCapabilitySubscriber:
             self._inode = os.stat(self.path).st_ino
         except (zmq.ZMQError, OSError) as exc:
             sock.close(linger=0)
-            context.term()
+            if context is not self._shared_context:
+                context.term()
             raise ConfigError(
                 f"cannot bind the capability IPC socket {self.endpoint}: {exc}"
             ) from exc
@@ -133,7 +141,8 @@ class IPCCapabilitySubscriber:
             self._socket.close(linger=0)
             self._socket = None
         if self._context is not None:
-            self._context.term()
+            if self._context is not self._shared_context:
+                self._context.term()
             self._context = None
         self._remove_own_socket_file()
 
