@@ -19,6 +19,7 @@ import logbook
 from motey.capabilityengine.requirements import unmet
 from motey.errors import MoteyError, NotFoundError
 from motey.models.image import Image, ImageState
+from motey.models.node import NodeLifecycle
 from motey.models.service import Service, ServiceState, service_state_from_images
 from motey.node.identity import NodeIdentity
 from motey.orchestrator.blueprint import load_blueprint, service_from_blueprint
@@ -65,6 +66,8 @@ class InterNodeOrchestrator:
         self._cancelled: set[str] = set()
         self._listeners: list[Callable[[Service], None]] = []
         self._wake = threading.Event()
+        self._deferred: list[tuple[str, Callable[[str], None]]] = []
+        self._lifecycle_subscribed = False
         if subscribe_capabilities is not None:
             # A local capability change is checked at once, not at the next round.
             subscribe_capabilities(lambda _caps: self._wake.set())
@@ -76,6 +79,9 @@ class InterNodeOrchestrator:
             return
         self._stop.clear()
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="motey-orch")
+        if not self._lifecycle_subscribed:
+            self._identity.subscribe(self._on_lifecycle)
+            self._lifecycle_subscribed = True
         self._reconcile()
         self._watcher = threading.Thread(target=self._watch_loop, name="motey-watcher", daemon=True)
         self._watcher.start()
@@ -459,14 +465,30 @@ class InterNodeOrchestrator:
                     self._val.plugin(engine).terminate(info.image_id or "")
                 except MoteyError as exc:
                     log.error("could not remove orphan {}: {}", info.instance_id[:12], exc.message)
+        resume: list[tuple[str, Callable[[str], None]]] = []
         for service in services:
             if service.state in (ServiceState.INITIAL, ServiceState.INSTANTIATING):
-                log.info("resuming deployment of service {}", service.id)
-                self._schedule(service.id, self._deploy)
+                log.info("will resume deployment of service {}", service.id)
+                resume.append((service.id, self._deploy))
             elif service.state is ServiceState.STOPPING:
-                log.info("resuming termination of service {}", service.id)
+                log.info("will resume termination of service {}", service.id)
                 self._cancelled.add(service.id)
-                self._schedule(service.id, self._terminate)
+                resume.append((service.id, self._terminate))
+        # Deployments are refused until the node operates (its other components, e.g.
+        # discovery, start after the orchestrator), so resumed jobs wait for OPERATE.
+        for service_id, _job in resume:
+            self._mark_pending(service_id, +1)
+        self._deferred = resume
+        self._on_lifecycle(self._identity.lifecycle)
+
+    def _on_lifecycle(self, phase: NodeLifecycle) -> None:
+        """Start the jobs deferred at start-up once the node operates."""
+        if phase is not NodeLifecycle.OPERATE or not self._deferred:
+            return
+        jobs, self._deferred = self._deferred, []
+        for service_id, job in jobs:
+            self._schedule(service_id, job)
+            self._mark_pending(service_id, -1)
 
     # -- helpers -------------------------------------------------------------------
     def _lock_for(self, service_id: str) -> threading.RLock:
