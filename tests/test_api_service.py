@@ -282,3 +282,11 @@ def test_node_outside_operate_refuses_blueprints(node: MoteyNode) -> None:
     assert bad.status_code == 400 and bad.json()["field"] == "lifecycle"
     assert node.put_json("/v1/node", {"lifecycle": "OPERATE"}).status_code == 200
     assert node.post_yaml(blueprint(unique_name())).status_code == 201
+
+
+def test_web_client_served_but_not_the_source_tree(node: MoteyNode) -> None:
+    index = node.get("/")
+    assert index.status_code == 200 and "<html" in index.text.lower()
+    assert node.get("/vendor/vue.global.prod.js").status_code == 200
+    for private in ("/package.json", "/node_modules/.package-lock.json", "/tests/drive.mjs"):
+        assert node.get(private).status_code == 404, private

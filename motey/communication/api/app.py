@@ -26,6 +26,9 @@ from motey.repositories.node_repository import NodeRepository
 
 log = logbook.Logger(__name__)
 
+#: The web client's files and folders that a node serves under ``/``.
+WEBCLIENT_ASSETS = frozenset({"index.html", "favicon.svg", "css", "js", "vendor"})
+
 #: Request bodies larger than this are refused with 413 before any parsing.
 MAX_CONTENT_LENGTH = 1024 * 1024
 
@@ -70,7 +73,10 @@ def create_app(
 
     @app.get("/<path:filename>")
     def webclient_asset(filename: str) -> Any:
-        if client_dir is None or not client_dir.is_dir():
+        # Only the page's own assets; a source checkout also holds node_modules/, tests/
+        # and package files, which a node has no reason to serve.
+        top = filename.split("/", 1)[0]
+        if client_dir is None or not client_dir.is_dir() or top not in WEBCLIENT_ASSETS:
             raise NotFound()
         return send_from_directory(client_dir, filename)
 
