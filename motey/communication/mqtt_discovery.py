@@ -9,7 +9,6 @@ learn it without asking). The broker publishes the node's last will, a presence 
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -114,7 +113,7 @@ class MQTTDiscovery:
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
-        client.enable_logger(logging.getLogger("paho.mqtt.client"))
+        client.on_log = self._on_paho_log
         if self._username:
             client.username_pw_set(self._username, self._password or None)
         client.will_set(
@@ -154,11 +153,14 @@ class MQTTDiscovery:
                 client.publish(proto.TOPIC_REMOVE, proto.encode_ip(self._identity.ip), qos=1),
                 client.publish(proto.presence_topic(self._identity.id), b"", qos=1, retain=True),
             ]
+            deadline = time.monotonic() + GOODBYE_TIMEOUT
             for info in pending:
                 try:
-                    info.wait_for_publish(timeout=GOODBYE_TIMEOUT)
+                    info.wait_for_publish(timeout=max(0.01, deadline - time.monotonic()))
                 except (RuntimeError, ValueError) as exc:
                     log.warning("goodbye message not delivered: {}", exc)
+            if not all(info.is_published() for info in pending):
+                log.warning("broker did not confirm the goodbye; peers rely on the last will")
         client.disconnect()  # a clean DISCONNECT: the broker drops the last will
         client.loop_stop()
         self._client = None
@@ -245,6 +247,20 @@ class MQTTDiscovery:
         # Original nodes answer this with their bare IP on ``register``.
         client.publish(proto.TOPIC_NODES_REQUEST, proto.encode_ip(self._identity.ip), qos=1)
         self._connected_once.set()
+
+    def _on_paho_log(self, _client: mqtt.Client, _userdata: Any, level: int, text: str) -> None:
+        """paho's own log lines, into logbook.
+
+        After a deliberate disconnect paho's loop runs once more without a socket and
+        logs that as an error; that line is noise during stop and is dropped.
+        """
+        if level == mqtt.MQTT_LOG_ERR:
+            if not self._stop.is_set():
+                log.error("paho: {}", text)
+        elif level == mqtt.MQTT_LOG_WARNING:
+            log.warning("paho: {}", text)
+        else:
+            log.trace("paho: {}", text)
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
