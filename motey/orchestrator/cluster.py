@@ -91,6 +91,8 @@ class ClusterGateway:
         known = self._nodes.get_by_id(node.id) if node.id else self._nodes.get(node.ip)
         if known is None or known.state is not NodeReachability.REACHABLE:
             return None
+        if known.version is None:
+            return None  # known by bare-IP registration only: it never pushes capabilities
         return list(known.capabilities)
 
     def describe(self, node: Node) -> dict[str, Any]:
