@@ -90,7 +90,8 @@ def test_join_announces_this_node_and_learns_retained_peers(
     discovery = make_discovery(mosquitto)
     discovery.start()
 
-    peer = wait_for(lambda: repository.get_by_id(peer_id), what="retained peer")
+    peer = repository.get_by_id(peer_id)  # start() returns once the retained list is in
+    assert peer is not None
     assert peer.ip == "127.0.9.2" and peer.state is NodeReachability.REACHABLE
     assert peer.last_seen > time.time() - 10
     assert repository.get("127.0.9.99") is None  # relearned, not remembered

@@ -33,6 +33,10 @@ STALE_AFTER_INTERVALS = 3
 #: Seconds a clean stop waits for its goodbye messages to reach the broker.
 GOODBYE_TIMEOUT = 2.0
 
+#: Seconds start() waits for the broker and the retained presences, so that a node which
+#: starts to operate (and resumes interrupted deployments) already knows its peers.
+STARTUP_SYNC_TIMEOUT = 3.0
+
 Describe = Callable[[], dict[str, Any]]
 Subscribe = Callable[[Callable[[Any], None]], None]
 
@@ -72,7 +76,7 @@ class MQTTDiscovery:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._subscribed = False
-        self._connected_once = threading.Event()
+        self._synced = threading.Event()
 
     @property
     def enabled(self) -> bool:
@@ -106,7 +110,7 @@ class MQTTDiscovery:
                 self._subscribe_capabilities(self._on_capabilities)
             self._subscribed = True
         self._stop.clear()
-        self._connected_once.clear()
+        self._synced.clear()
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
@@ -138,6 +142,13 @@ class MQTTDiscovery:
             self._keepalive,
             self._client_id,
         )
+        if not self._synced.wait(STARTUP_SYNC_TIMEOUT):
+            log.warning(
+                "MQTT broker {}:{} not reachable yet; operating without a node list until "
+                "it is (discovery keeps retrying)",
+                self.host,
+                self.port,
+            )
 
     def stop(self) -> None:
         """Say goodbye (``remove`` + cleared presence), disconnect, join threads; idempotent."""
@@ -244,9 +255,10 @@ class MQTTDiscovery:
         log.info("connected to MQTT broker {}:{}", self.host, self.port)
         client.subscribe([(topic, 1) for topic in proto.SUBSCRIPTIONS])
         self._announce(client)
-        # Original nodes answer this with their bare IP on ``register``.
+        # Original nodes answer this with their bare IP on ``register``. Our own copy
+        # comes back after the retained presences (same connection, broker keeps order),
+        # which tells start() that the node list is complete.
         client.publish(proto.TOPIC_NODES_REQUEST, proto.encode_ip(self._identity.ip), qos=1)
-        self._connected_once.set()
 
     def _on_paho_log(self, _client: mqtt.Client, _userdata: Any, level: int, text: str) -> None:
         """paho's own log lines, into logbook.
@@ -318,6 +330,7 @@ class MQTTDiscovery:
 
     def _handle_nodes_request(self, client: mqtt.Client, ip: str) -> None:
         if ip == self._identity.ip:
+            self._synced.set()
             return
         log.debug("node {} asks for the cluster's nodes", ip)
         self._announce(client)
