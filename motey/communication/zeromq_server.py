@@ -9,6 +9,7 @@ never left waiting for a reply it cannot send.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import logbook
@@ -22,6 +23,9 @@ from motey.orchestrator.executor import ImageExecutor
 log = logbook.Logger(__name__)
 
 Handler = Callable[[bytes], bytes]
+
+#: Seconds a bind keeps retrying while the port is still held by a socket just closed.
+BIND_RETRY = 1.0
 
 
 class NodeRequestHandler:
@@ -137,15 +141,24 @@ class ZeroMQServer:
         sock.setsockopt(zmq.LINGER, 0)
         # A peer that sends more than this is disconnected by ZeroMQ before we see it.
         sock.setsockopt(zmq.MAXMSGSIZE, proto.MAX_MESSAGE_BYTES)
-        try:
-            sock.bind(self.endpoint(kind))
-        except zmq.ZMQError as exc:
-            sock.close(linger=0)
-            raise ConfigError(
-                f"ZeroMQ {kind.label} replier cannot listen on {self.endpoint(kind)}: {exc} "
-                f"(check [NODE] ip and [ZEROMQ] {kind.value})"
-            ) from exc
-        return sock
+        deadline = time.monotonic() + BIND_RETRY
+        while True:
+            try:
+                sock.bind(self.endpoint(kind))
+                return sock
+            except zmq.ZMQError as exc:
+                # A socket of this process closed a moment ago is unbound asynchronously
+                # by ZeroMQ's I/O thread; give it a moment before calling the port taken.
+                if exc.errno == zmq.EADDRINUSE and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                error = exc
+                break
+        sock.close(linger=0)
+        raise ConfigError(
+            f"ZeroMQ {kind.label} replier cannot listen on {self.endpoint(kind)}: {error} "
+            f"(check [NODE] ip and [ZEROMQ] {kind.value})"
+        ) from error
 
     def _serve(self, kind: RequestKind, sock: zmq.Socket) -> None:
         answer = self._handler.handler(kind)
