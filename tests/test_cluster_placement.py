@@ -15,7 +15,7 @@ import docker
 import pytest
 import zmq
 
-from tests.cluster_helpers import OriginalPeer, SilentNode, wait_nodes
+from tests.cluster_helpers import OriginalPeer, RawMQTT, SilentNode, wait_nodes
 from tests.helpers import TEST_IMAGE, Mosquitto, MoteyNode, next_loopback, unique_name, wait_for
 
 PLACEMENT_TIMEOUT = 2  # [ORCHESTRATOR] placement_timeout and [ZEROMQ] request_timeout
@@ -217,3 +217,30 @@ def test_a_peer_speaking_only_the_original_formats(cluster: Cluster, ctx: zmq.Co
         peer.leave()
         peer.close()
     wait_nodes(a, lambda seen: peer.ip not in seen, what="original peer removed")
+
+
+def test_malformed_discovery_messages_leave_real_nodes_working(cluster: Cluster) -> None:
+    a = cluster.a
+    raw = RawMQTT(*cluster.mqtt, topics=("motey/v1/none",))
+    try:
+        for topic, payload in (
+            ("motey/v1/register", b"999.1.2.3"),
+            ("motey/v1/register", b"\xff" * 70_000),
+            ("motey/v1/remove", b"not an ip"),
+            ("motey/v1/nodes_request", b""),
+            ("motey/v1/nodes/" + "f" * 36, b"{broken"),
+            ("motey/v1/nodes/" + "f" * 36, b'{"format": 1, "id": 5}'),
+        ):
+            raw.publish(topic, payload)
+        newcomer = next_loopback()
+        raw.publish("motey/v1/register", newcomer)
+        seen = wait_nodes(a, lambda seen: newcomer in seen, what="valid register after junk")
+        assert {cluster.b.ip, cluster.c.ip} <= set(seen)
+        assert len(seen) == 3  # no entry from the junk
+        raw.publish("motey/v1/remove", newcomer)
+        wait_nodes(a, lambda seen: newcomer not in seen, what="newcomer removed")
+    finally:
+        raw.close()
+    service_id = deploy(a, image(["camera"]))
+    assert a.wait_service_state(service_id, "RUNNING")["images"][0]["node"] == cluster.c.ip
+    terminate(a, service_id)
