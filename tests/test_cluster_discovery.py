@@ -33,7 +33,13 @@ def start_cluster(node_factory: Any, broker: Mosquitto) -> list[MoteyNode]:
     ]
     for node in nodes:
         others = {n.ip for n in nodes if n is not node}
-        wait_nodes(node, lambda seen, o=others: set(seen) == o, what=f"{node.name} sees all")
+        wait_nodes(
+            node,
+            lambda seen, o=others: (
+                set(seen) == o and all(v["lifecycle"] == "OPERATE" for v in seen.values())
+            ),
+            what=f"{node.name} sees all operating",
+        )
     return nodes
 
 

@@ -48,7 +48,13 @@ def cluster(
             node.start()
         for node in nodes:
             others = {n.ip for n in nodes if n is not node}
-            wait_nodes(node, lambda seen, o=others: o <= set(seen), what=f"{node.name} joined")
+            wait_nodes(
+                node,
+                lambda seen, o=others: (
+                    o <= set(seen) and all(seen[ip]["lifecycle"] == "OPERATE" for ip in o)
+                ),
+                what=f"{node.name} sees all operating",
+            )
         yield Cluster(broker, *nodes)
     finally:
         for node in nodes:
