@@ -115,7 +115,11 @@ def nodes_blueprint(
     bp = Blueprint("nodes", __name__)
 
     def self_entry() -> dict[str, Any]:
-        entry = identity.as_node(capabilities.all()).to_dict()
+        node = identity.as_node(capabilities.all())
+        sample = status.snapshot()
+        if sample.get("load_average") and sample["cpu"].get("count"):
+            node.load = round(sample["load_average"][0] / sample["cpu"]["count"], 4)
+        entry = node.to_dict()
         entry["self"] = True
         entry["lifecycle_reason"] = identity.lifecycle_reason
         return entry
