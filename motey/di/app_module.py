@@ -102,6 +102,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
     )
 
     # -- capabilities --------------------------------------------------------------
+    zmq_context = providers.Resource(zeromq_context)
     capability_engine = providers.Singleton(
         CapabilityEngine,
         repository=capability_repository,
@@ -119,10 +120,10 @@ class ApplicationContainer(containers.DeclarativeContainer):
         IPCCapabilitySubscriber,
         path=config.ZEROMQ.capability_engine_ipc_path,
         engine=capability_engine,
+        context=zmq_context,
     )
 
     # -- orchestration -------------------------------------------------------------
-    zmq_context = providers.Resource(zeromq_context)
     remote_client = providers.Singleton(
         ZeroMQNodeClient,
         context=zmq_context,
