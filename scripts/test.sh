@@ -7,5 +7,7 @@ cd "$(dirname "$0")/.."
 VENV=${MOTEY_VENV:-$(pwd)/.venv}
 echo "==> ruff"
 "$VENV/bin/ruff" check .
+echo "==> mypy"
+"$VENV/bin/mypy" motey
 echo "==> pytest"
 "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"

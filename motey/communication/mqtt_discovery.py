@@ -290,15 +290,16 @@ class MQTTDiscovery:
     def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         """Apply one discovery message; a bad one is logged and changes nothing."""
         topic = message.topic
+        payload = bytes(message.payload)
         try:
             if topic == proto.TOPIC_REGISTER:
-                self._handle_register(proto.decode_ip(message.payload))
+                self._handle_register(proto.decode_ip(payload))
             elif topic == proto.TOPIC_REMOVE:
-                self._handle_remove(proto.decode_ip(message.payload))
+                self._handle_remove(proto.decode_ip(payload))
             elif topic == proto.TOPIC_NODES_REQUEST:
-                self._handle_nodes_request(client, proto.decode_ip(message.payload))
+                self._handle_nodes_request(client, proto.decode_ip(payload))
             elif topic.startswith(proto.TOPIC_PRESENCE_PREFIX):
-                self._handle_presence(topic, message.payload)
+                self._handle_presence(topic, payload)
         except ValidationError as exc:
             log.warning("ignored malformed discovery message on {}: {}", topic, exc.message)
         except StorageError as exc:

@@ -176,7 +176,7 @@ def encode_capability_reply(version: int, description: dict[str, Any]) -> bytes:
     """The original's list for version 1, the node description for version 2."""
     if version < VERSION:
         return _dump(list(description["capabilities"]))
-    body = {"version": VERSION}
+    body: dict[str, Any] = {"version": VERSION}
     body.update(
         {
             k: description.get(k)

@@ -103,7 +103,11 @@ class DockerVAL(VALPlugin):
                     f"got {type(value).__name__}",
                     field=f"{field}.{key}",
                 )
-            if key == "labels" and any(str(k).startswith("motey.") for k in value):
+            if (
+                isinstance(value, dict)
+                and key == "labels"
+                and any(str(k).startswith("motey.") for k in value)
+            ):
                 raise ValidationError(
                     f"invalid blueprint: {field}.labels: the motey.* labels are reserved",
                     field=f"{field}.labels",
