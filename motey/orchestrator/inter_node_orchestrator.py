@@ -17,7 +17,7 @@ from typing import Any
 import logbook
 
 from motey.capabilityengine.requirements import unmet
-from motey.errors import MoteyError, NotFoundError
+from motey.errors import CommunicationError, MoteyError, NotFoundError
 from motey.models.image import Image, ImageState
 from motey.models.node import NodeLifecycle
 from motey.models.service import Service, ServiceState, service_state_from_images
@@ -254,6 +254,7 @@ class InterNodeOrchestrator:
                 continue
             try:
                 self._gateway.terminate(image)
+                image.instance_id = None
                 if image.state is not ImageState.ERROR:
                     image.state = ImageState.TERMINATED
                     image.state_message = "removed after failed deployment"
@@ -279,6 +280,7 @@ class InterNodeOrchestrator:
                     self._gateway.terminate(image)
                     image.state = ImageState.TERMINATED
                     image.state_message = ""
+                    image.instance_id = None
                 except MoteyError as exc:
                     failures.append(f"image {image.name!r} on {image.node}: {exc.message}")
                     image.state_message = f"termination failed: {exc.message}"
@@ -314,18 +316,29 @@ class InterNodeOrchestrator:
                 current = self._services.get(service.id)
                 if current is None or not self._is_watched(current):
                     continue
+                before = current.to_dict()
                 self._refresh_images(current)
                 self._follow_hardware(current)
-                self._refresh_state(current)
+                self._refresh_state(current, save_unchanged=False)
+                if current.to_dict() != before:
+                    self._save(current)
             finally:
                 lock.release()
 
     @staticmethod
     def _is_watched(service: Service) -> bool:
-        """Running services, and failed ones with an image waiting for a suitable node."""
+        """Running services, and failed ones that may still recover.
+
+        A failed service is watched while an image waits for a suitable node or still
+        has an instance (a container that exited may be restarted, a node that was
+        unreachable may return); one whose deployment was rolled back is final.
+        """
         return service.state in _WATCHED or (
             service.state is ServiceState.ERROR
-            and any(i.awaiting_placement for i in service.images)
+            and any(
+                i.awaiting_placement or (i.instance_id and i.state is not ImageState.TERMINATED)
+                for i in service.images
+            )
         )
 
     def _follow_hardware(self, service: Service) -> None:
@@ -400,6 +413,12 @@ class InterNodeOrchestrator:
                 continue
             try:
                 status = self._gateway.status(image)
+            except CommunicationError as exc:
+                if image.state is not ImageState.ERROR:
+                    log.warning("image {} of service {}: {}", image.id, service.id, exc.message)
+                image.state = ImageState.ERROR
+                image.state_message = f"node {image.node} unreachable: {exc.message}"
+                continue
             except MoteyError as exc:
                 image.state_message = f"state unknown: {exc.message}"
                 continue
@@ -414,7 +433,9 @@ class InterNodeOrchestrator:
             image.state = status.state
             image.state_message = status.message
 
-    def _refresh_state(self, service: Service, default_message: str = "") -> None:
+    def _refresh_state(
+        self, service: Service, default_message: str = "", save_unchanged: bool = True
+    ) -> None:
         state = service_state_from_images([i.state for i in service.images])
         if state is ServiceState.ERROR:
             bad = [
@@ -431,7 +452,7 @@ class InterNodeOrchestrator:
             message = "all images exited"
         else:
             message = default_message or service.state_message
-        self._set_state(service, state, message)
+        self._set_state(service, state, message, save_unchanged=save_unchanged)
 
     # -- recovery ------------------------------------------------------------------
     def _reconcile(self) -> None:
@@ -498,7 +519,9 @@ class InterNodeOrchestrator:
                 lock = self._locks[service_id] = threading.RLock()
             return lock
 
-    def _set_state(self, service: Service, state: ServiceState, message: str) -> None:
+    def _set_state(
+        self, service: Service, state: ServiceState, message: str, save_unchanged: bool = True
+    ) -> None:
         changed = state is not service.state or message != service.state_message
         if state is not service.state:
             log.info(
@@ -512,15 +535,14 @@ class InterNodeOrchestrator:
             del service.history[:-_HISTORY_LIMIT]
         service.state = state
         service.state_message = message
-        if changed:
+        if changed or save_unchanged:
             self._save(service)
+        if changed:
             for listener in list(self._listeners):
                 try:
                     listener(service)
                 except Exception as exc:  # listeners must not break the lifecycle
                     log.error("service listener failed: {}", exc)
-        else:
-            self._save(service)
 
     def _save(self, service: Service) -> None:
         service.updated_at = time.time()
