@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the web client's browser tests need, idempotently: Debian's chromium
 # (the tests drive /usr/bin/chromium; Playwright's own browser download does not work
-# offline) and playwright-core from webclient/package-lock.json into webclient/node_modules.
+# offline) and playwright-core from tests/browser/package-lock.json into
+# tests/browser/node_modules (kept out of webclient/, which nodes serve).
 # Usage: scripts/install_browser_deps.sh   (as root, or with sudo available)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,14 +30,14 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-lock="$ROOT/webclient/package-lock.json"
-stamp="$ROOT/webclient/node_modules/.motey-lock.sha256"
+lock="$ROOT/tests/browser/package-lock.json"
+stamp="$ROOT/tests/browser/node_modules/.motey-lock.sha256"
 want=$(sha256sum "$lock" | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
-  || [ ! -f "$ROOT/webclient/node_modules/playwright-core/package.json" ]; then
+  || [ ! -f "$ROOT/tests/browser/node_modules/playwright-core/package.json" ]; then
   say "installing the web client's node packages from package-lock.json"
   # playwright-core downloads no browser; PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD guards anyway.
-  (cd "$ROOT/webclient" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund \
+  (cd "$ROOT/tests/browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund \
     --loglevel=error)
   echo "$want" >"$stamp"
 fi

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Copy the web client's third-party assets from webclient/node_modules into
+# Copy the web client's third-party assets from tests/browser/node_modules into
 # webclient/vendor/, which is committed: nodes serve the page with no internet and no
-# build step. Run after changing webclient/package.json (npm install updates the lock).
+# build step. Run after changing tests/browser/package.json (npm install updates the lock).
 # Usage: scripts/vendor_webclient.sh
 set -euo pipefail
-cd "$(dirname "$0")/../webclient"
+cd "$(dirname "$0")/../tests/browser"
 if [ ! -f node_modules/vue/package.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-out=vendor
+out=../../webclient/vendor
 rm -rf "$out"
 mkdir -p "$out/licenses"
 copy() { cp "node_modules/$1" "$out/$2"; }
@@ -22,7 +22,7 @@ copy js-yaml/LICENSE licenses/js-yaml.LICENSE
 # browser does not ask the node for them.
 sed -i 's#/\*\# sourceMappingURL=[^*]*\*/##; s#//\# sourceMappingURL=.*$##' "$out"/*.js "$out"/*.css
 {
-  echo "# Vendored by scripts/vendor_webclient.sh from webclient/package-lock.json"
+  echo "# Vendored by scripts/vendor_webclient.sh from tests/browser/package-lock.json"
   for pkg in vue bootstrap js-yaml; do
     node -e "const p=require('./node_modules/$pkg/package.json');console.log(p.name+' '+p.version+' ('+p.license+')')"
   done

@@ -1,6 +1,6 @@
 """The web client in a real headless browser against real nodes.
 
-Debian's chromium is driven by playwright-core (``webclient/tests/drive.mjs``); the
+Debian's chromium is driven by playwright-core (``tests/browser/drive.mjs``); the
 nodes are real ``motey run`` processes with Docker. Both come from
 ``scripts/install_browser_deps.sh``, which ``scripts/setup.sh`` runs. Screenshots go to
 a temporary folder, or to ``$MOTEY_WEBCLIENT_SCREENSHOTS`` (e.g. ``docs/screenshots``).
@@ -37,7 +37,9 @@ from tests.helpers import (
 )
 
 WEBCLIENT = REPO_ROOT / "webclient"
-DRIVER = WEBCLIENT / "tests" / "drive.mjs"
+# npm tooling (package.json, node_modules, driver) stays out of the folder nodes serve.
+TOOLING = REPO_ROOT / "tests" / "browser"
+DRIVER = TOOLING / "drive.mjs"
 CHROMIUM = "/usr/bin/chromium"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -73,7 +75,7 @@ def _require(path: Path | str, what: str) -> None:
 def browser_deps() -> None:
     """Chromium, Node.js and playwright-core must be installed by the setup script."""
     _require(CHROMIUM, "Debian's chromium")
-    _require(WEBCLIENT / "node_modules" / "playwright-core" / "package.json", "playwright-core")
+    _require(TOOLING / "node_modules" / "playwright-core" / "package.json", "playwright-core")
     if shutil.which("node") is None:
         pytest.fail("node (Node.js) missing; run scripts/setup.sh")
 
@@ -97,7 +99,7 @@ def run_browser(
     config = {"chromium": CHROMIUM, "totalTimeoutMs": int(timeout * 1000) - 5000, **config}
     process = subprocess.Popen(
         ["node", str(DRIVER), scenario, json.dumps(config)],
-        cwd=WEBCLIENT,
+        cwd=TOOLING,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -185,7 +187,7 @@ def test_node_serves_the_client_with_local_assets_only(node: MoteyNode) -> None:
 
 def test_vendored_assets_match_the_lock_file(browser_deps: None) -> None:
     """``webclient/vendor`` is what ``scripts/vendor_webclient.sh`` makes from the lock."""
-    lock = json.loads((WEBCLIENT / "package-lock.json").read_text())
+    lock = json.loads((TOOLING / "package-lock.json").read_text())
     versions = (WEBCLIENT / "vendor" / "VERSIONS.txt").read_text()
     for package in ("vue", "bootstrap", "js-yaml"):
         locked = lock["packages"][f"node_modules/{package}"]["version"]
@@ -196,7 +198,7 @@ def test_vendored_assets_match_the_lock_file(browser_deps: None) -> None:
         data = (WEBCLIENT / "vendor" / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == digest, f"vendor/{name} changed by hand"
     vue = (WEBCLIENT / "vendor" / "vue.global.prod.js").read_bytes()
-    installed = (WEBCLIENT / "node_modules" / "vue" / "dist" / "vue.global.prod.js").read_bytes()
+    installed = (TOOLING / "node_modules" / "vue" / "dist" / "vue.global.prod.js").read_bytes()
     assert (
         vue.split(b"//# sourceMappingURL")[0].strip()
         == installed.split(b"//# sourceMappingURL")[0].strip()
@@ -206,8 +208,10 @@ def test_vendored_assets_match_the_lock_file(browser_deps: None) -> None:
 def test_blueprint_check_unit_tests(browser_deps: None) -> None:
     """The page's client-side blueprint check (node's test runner, no browser)."""
     r = subprocess.run(
-        ["node", "--test", "tests/blueprint.test.cjs"],
-        cwd=WEBCLIENT,
+        ["node", "--test", "blueprint.test.cjs"],
+        cwd=TOOLING,
+        # webclient/js/blueprint.js requires js-yaml; it lives in the tooling folder.
+        env={**os.environ, "NODE_PATH": str(TOOLING / "node_modules")},
         capture_output=True,
         text=True,
         timeout=60,

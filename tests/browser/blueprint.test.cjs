@@ -1,8 +1,8 @@
-// Unit tests of the client-side blueprint check (node --test webclient/tests/).
+// Unit tests of the client-side blueprint check (npm run test:unit in tests/browser/).
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { check, EXAMPLE } = require('../js/blueprint.js');
+const { check, EXAMPLE } = require('../../webclient/js/blueprint.js');
 
 function fields(text) {
   return check(text).errors.map((e) => e.field);
@@ -71,7 +71,7 @@ test('flow-style blueprints are checked too', () => {
 });
 
 test('a field named by the node is found in the text', () => {
-  const { locateField, parseField } = require('../js/blueprint.js');
+  const { locateField, parseField } = require('../../webclient/js/blueprint.js');
   assert.deepEqual(parseField('images[0].parameters.comand'), ['images', 0, 'parameters', 'comand']);
   const text = 'service_name: s\nimages:\n  - name: a\n    engine: docker\n    parameters:\n      comand: x\n';
   assert.equal(locateField(text, 'images[0].parameters.comand'), 6);
@@ -83,7 +83,7 @@ test('a field named by the node is found in the text', () => {
 });
 
 test('items at the parent key\'s indentation and later images are found', () => {
-  const { locateField } = require('../js/blueprint.js');
+  const { locateField } = require('../../webclient/js/blueprint.js');
   const text = [
     'service_name: s', 'images:', '- name: a', '  engine: docker', '- name: b', '  parameters:',
     '    ports: {"80/tcp": 8080}', '    name: x', 'node_type: master'
