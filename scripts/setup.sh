@@ -29,7 +29,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 say "installing Motey and test tools into $VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" 2>&1 \
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test,docs]" 2>&1 \
   | grep -v "^WARNING: Location" || true
 "$VENV/bin/python" -c 'import motey, flask, zmq, paho.mqtt, docker, tinydb' \
   || { echo "Python dependencies did not install" >&2; exit 1; }

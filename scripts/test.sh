@@ -9,5 +9,7 @@ echo "==> ruff"
 "$VENV/bin/ruff" check .
 echo "==> mypy"
 "$VENV/bin/mypy" motey
+echo "==> docs (sphinx, warnings are errors)"
+"$VENV/bin/sphinx-build" -q -W -b html docs "${TMPDIR:-/tmp}/motey-docs-build"
 echo "==> pytest"
 "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
