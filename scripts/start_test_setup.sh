@@ -5,8 +5,9 @@
 #
 #   scripts/start_test_setup.sh [start] [N]   start the broker and N nodes (default 3)
 #   scripts/start_test_setup.sh status        show what runs and the cluster each node sees
-#   scripts/start_test_setup.sh demo          start (if needed), deploy an image that needs
-#                                             'camera' to node 1 and show where it runs
+#   scripts/start_test_setup.sh demo [FILE]   start (if needed), post a blueprint (default
+#                                             scripts/demo-blueprint.yaml: one image needs
+#                                             'camera') to node 1 and show where images run
 #   scripts/start_test_setup.sh stop          terminate the nodes' services, stop the nodes,
 #                                             then the broker (by pid file)
 #   scripts/start_test_setup.sh clean         stop, then delete var/test_setup
@@ -226,19 +227,12 @@ cmd_stop() {
 }
 
 cmd_demo() {
-  local api=http://$NET.1:5023/v1 id state now
+  local blueprint=${1:-$ROOT/scripts/demo-blueprint.yaml} api=http://$NET.1:5023/v1 id state now
+  [ -f "$blueprint" ] || die "blueprint $blueprint not found"
   alive "$DIR/node-2/node.pid" "$DIR/node-2/config.ini" || cmd_start 3
-  say "deploying an image that needs 'camera' to node 1 (which has no camera)"
-  id=$(printf '%s\n' \
-    "service_name: camera_demo" \
-    "images:" \
-    "  - name: motey-test/busybox:latest" \
-    "    engine: docker" \
-    "    capabilities: [camera]" \
-    "    parameters:" \
-    "      command: \"sh -c 'while true; do date; sleep 5; done'\"" \
-    | curl -fsS -X POST -H 'Content-Type: application/x-yaml' --data-binary @- "$api/service" \
-    | json "d['id']")
+  say "deploying $blueprint to node 1"
+  id=$(curl -fsS -X POST -H 'Content-Type: application/x-yaml' --data-binary @"$blueprint" \
+    "$api/service" | json "d['id']")
   echo "service id: $id"
   state=""
   for _ in $(seq 1 60); do
@@ -248,7 +242,7 @@ cmd_demo() {
     sleep 0.5
   done
   curl -fsS "$api/service/$id" \
-    | json "'\n'.join('  image %s needs %s: runs on node %s (%s)' % (i['name'], i['capabilities'], i['node'], i['state']) for i in d['images'])"
+    | json "'\\n'.join('  image %s (needs %s) runs on node %s: %s' % (i['name'], i['capabilities'] or 'nothing', i['node'], i['state']) for i in d['images'])"
   echo "Terminate it: curl -X DELETE $api/service/$id"
 }
 
@@ -257,7 +251,7 @@ case "${1:-start}" in
   [0-9]*) cmd_start "$1" ;;
   status) cmd_status ;;
   stop) cmd_stop ;;
-  demo) cmd_demo ;;
+  demo) cmd_demo "${2:-}" ;;
   clean) cmd_stop; rm -rf "$DIR"; echo "  removed $DIR" ;;
   -h|--help|help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (start [N], status, demo, stop, clean)" ;;

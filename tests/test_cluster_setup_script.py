@@ -42,8 +42,13 @@ def test_start_demo_stop(tmp_path: Path, docker_client: docker.DockerClient) -> 
             assert "peers: 2" in out
         assert "camera,zigbee" in out  # node 2
 
-        demo = run(env, "demo")
-        assert f"runs on node {net}.2 (RUNNING)" in demo, demo
+        blueprint = tmp_path / "camera.yaml"
+        blueprint.write_text(
+            "service_name: camera_demo\nimages:\n  - name: motey-test/busybox:latest\n"
+            "    capabilities: [camera]\n    parameters: {command: 'sleep 300'}\n"
+        )
+        demo = run(env, "demo", str(blueprint))
+        assert f"needs ['camera']) runs on node {net}.2: RUNNING" in demo, demo
     finally:
         out = run(env, "stop")
     pids = [int((d / "node.pid").read_text()) for d in node_dirs if (d / "node.pid").exists()]
