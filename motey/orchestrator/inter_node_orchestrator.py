@@ -319,8 +319,8 @@ class InterNodeOrchestrator:
                 before = current.to_dict()
                 self._refresh_images(current)
                 self._follow_hardware(current)
-                self._refresh_state(current, save_unchanged=False)
-                if current.to_dict() != before:
+                self._refresh_state(current, persist=False)
+                if current.to_dict() != before:  # one write per round, and only on change
                     self._save(current)
             finally:
                 lock.release()
@@ -434,7 +434,7 @@ class InterNodeOrchestrator:
             image.state_message = status.message
 
     def _refresh_state(
-        self, service: Service, default_message: str = "", save_unchanged: bool = True
+        self, service: Service, default_message: str = "", persist: bool = True
     ) -> None:
         state = service_state_from_images([i.state for i in service.images])
         if state is ServiceState.ERROR:
@@ -452,7 +452,7 @@ class InterNodeOrchestrator:
             message = "all images exited"
         else:
             message = default_message or service.state_message
-        self._set_state(service, state, message, save_unchanged=save_unchanged)
+        self._set_state(service, state, message, persist=persist)
 
     # -- recovery ------------------------------------------------------------------
     def _reconcile(self) -> None:
@@ -520,8 +520,10 @@ class InterNodeOrchestrator:
             return lock
 
     def _set_state(
-        self, service: Service, state: ServiceState, message: str, save_unchanged: bool = True
+        self, service: Service, state: ServiceState, message: str, persist: bool = True
     ) -> None:
+        """Set the state (recording a change in the history); ``persist=False`` leaves the
+        write to the caller, which batches it with other changes of the same round."""
         changed = state is not service.state or message != service.state_message
         if state is not service.state:
             log.info(
@@ -535,7 +537,7 @@ class InterNodeOrchestrator:
             del service.history[:-_HISTORY_LIMIT]
         service.state = state
         service.state_message = message
-        if changed or save_unchanged:
+        if persist:
             self._save(service)
         if changed:
             for listener in list(self._listeners):
