@@ -102,6 +102,18 @@ class Result:
 # -- helpers ------------------------------------------------------------------------------
 
 
+def _timed(
+    result: Result, func: Callable[[int], object], count: int, repeat: int, warmup: int
+) -> Result:
+    """Warm up, then time ``repeat`` runs of ``func(count)`` into ``result``."""
+    func(warmup)
+    for _ in range(repeat):
+        started = time.perf_counter()
+        func(count)
+        result.runs.append(time.perf_counter() - started)
+    return result
+
+
 def free_port(ip: str = LOOPBACK) -> int:
     """A TCP port on ``ip`` that nothing listens on right now."""
     with socket.socket() as s:
@@ -246,12 +258,7 @@ def run_http(count: int, repeat: int, warmup: int, size: int, threads: int) -> l
             ("keep-alive http.client", stdlib_keep_alive, "stdlib client: the server's share"),
         ):
             result = Result("HTTP", variant, count, "http", note=note)
-            func(warmup)
-            for _ in range(repeat):
-                started = time.perf_counter()
-                func(count)
-                result.runs.append(time.perf_counter() - started)
-            results.append(result)
+            results.append(_timed(result, func, count, repeat, warmup))
     finally:
         server.stop()
     return results
@@ -513,12 +520,7 @@ def run_zmq(count: int, repeat: int, warmup: int, size: int) -> list[Result]:
             ("new connection", new_socket, "zmq_new", "new REQ socket (TCP) per message"),
         ):
             result = Result("ZeroMQ", variant, count, key, note=note)
-            func(warmup)
-            for _ in range(repeat):
-                started = time.perf_counter()
-                func(count)
-                result.runs.append(time.perf_counter() - started)
-            results.append(result)
+            results.append(_timed(result, func, count, repeat, warmup))
     finally:
         context.term()
         server.stop()
