@@ -71,9 +71,18 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "detect_facts": "true",
     },
     "ORCHESTRATOR": {"watch_interval": "2", "workers": "4", "placement_timeout": "3"},
+    "SECURITY": {"mode": "secure", "credentials": ""},
 }
 
-_PATH_KEYS = {("GENERAL", "pid"), ("LOGGER", "log_path"), ("DATABASE", "path")}
+#: The values ``[SECURITY] mode`` takes: ``secure`` (default) or the original's ``open``.
+SECURITY_MODES = ("secure", "open")
+
+_PATH_KEYS = {
+    ("GENERAL", "pid"),
+    ("LOGGER", "log_path"),
+    ("DATABASE", "path"),
+    ("SECURITY", "credentials"),
+}
 _INT_KEYS = {
     ("WEBSERVER", "port"),
     ("WEBSERVER", "threads"),
@@ -233,6 +242,13 @@ def _finish(result: dict[str, dict[str, Any]], base_dir: Path, config_path: Path
     ports = [result["ZEROMQ"][k] for k in DEFAULTS["ZEROMQ"] if k.endswith("_replier")]
     if len(set(ports)) != len(ports):
         raise ConfigError(f"{config_path}: [ZEROMQ] replier ports must all differ, got {ports}")
+    security = result["SECURITY"]
+    security["mode"] = security["mode"].lower()
+    if security["mode"] not in SECURITY_MODES:
+        raise ConfigError(
+            f"{config_path}: [SECURITY] mode must be one of {', '.join(SECURITY_MODES)},"
+            f" got {security['mode']!r}"
+        )
     mqtt = result["MQTT"]
     mqtt["client_id"] = mqtt["client_id"] or ""
     if mqtt["ip"] and mqtt["keepalive"] < 1:

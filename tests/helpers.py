@@ -144,7 +144,7 @@ class MoteyNode:
         def ready() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(f"node {self.name} exited early:\n{self.log()}")
-            r = requests.get(f"{self.url}/v1/node", timeout=1)
+            r = self.get("/v1/node", timeout=1)
             return r.status_code == 200 and r.json()["lifecycle"] == "OPERATE"
 
         try:
@@ -182,22 +182,33 @@ class MoteyNode:
             self.process = None
 
     # -- REST helpers ----------------------------------------------------------------
+    # Every call to a node's REST API in the tests goes through request(), so that the
+    # transport (HTTPS, the cell CA) and the caller's credentials are set in one place.
+    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        """One REST call to this node; ``path`` starts with ``/``."""
+        kw.setdefault("timeout", 10)
+        return requests.request(method, f"{self.url}{path}", **kw)
+
     def get(self, path: str, **kw: Any) -> requests.Response:
-        return requests.get(f"{self.url}{path}", timeout=kw.pop("timeout", 10), **kw)
+        return self.request("GET", path, **kw)
 
     def post_yaml(self, text: str, content_type: str = "application/x-yaml") -> requests.Response:
-        return requests.post(
-            f"{self.url}/v1/service",
+        return self.request(
+            "POST",
+            "/v1/service",
             data=textwrap.dedent(text).encode(),
             headers={"Content-Type": content_type},
             timeout=30,
         )
 
-    def delete(self, path: str, **kw: Any) -> requests.Response:
-        return requests.delete(f"{self.url}{path}", timeout=kw.pop("timeout", 10), **kw)
+    def post_json(self, path: str, body: Any, **kw: Any) -> requests.Response:
+        return self.request("POST", path, json=body, **kw)
 
-    def put_json(self, path: str, body: Any) -> requests.Response:
-        return requests.put(f"{self.url}{path}", json=body, timeout=10)
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("DELETE", path, **kw)
+
+    def put_json(self, path: str, body: Any, **kw: Any) -> requests.Response:
+        return self.request("PUT", path, json=body, **kw)
 
     def service(self, service_id: str) -> dict[str, Any]:
         r = self.get(f"/v1/service/{service_id}")

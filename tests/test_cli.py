@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import requests
-
 from motey import __version__
 from tests.helpers import MoteyNode, wait_for
 
@@ -94,7 +92,7 @@ def test_daemon_start_status_restart_stop(tmp_path: Path, docker_client) -> None
         node.wait_ready()
         second_pid = int(pid_file.read_text())
         assert second_pid != first_pid
-        assert requests.get(f"{node.url}/v1/node", timeout=5).status_code == 200
+        assert node.get("/v1/node", timeout=5).status_code == 200
         # The daemon logs to the configured folder, relative to the config file.
         assert (node.dir / "log" / "application.log").exists()
 

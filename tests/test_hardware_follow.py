@@ -172,13 +172,7 @@ def test_local_capability_removal_moves_image_to_a_peer(cell, docker_client) -> 
     )
     sid = a.post_yaml(text).json()["id"]
     assert zigbee_node(a.wait_service_state(sid, "RUNNING")) == a.ip
-    import requests
-
-    requests.delete(
-        f"{a.url}/v1/capabilities",
-        json=[{"capability": "plc", "capability_type": "hw"}],
-        timeout=10,
-    )
+    a.delete("/v1/capabilities", json=[{"capability": "plc", "capability_type": "hw"}])
     wait_for(lambda: settled_on(a, sid, b.ip), timeout=20, what="the image moved from a to b")
     running = docker_client.containers.list(
         filters={"label": f"motey.service_id={sid}", "status": "running"}

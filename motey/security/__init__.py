@@ -1,0 +1,1 @@
+"""The cell's security: identities, credentials, API tokens."""
