@@ -28,7 +28,8 @@ import zmq
 DEFAULT_IPC_PATH = "/tmp/capability_engine.ipc"
 DEFAULT_TYPE = "capabilityevent"
 TOPICS = ("add_capability", "remove_capability", "capabilityevent")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+# The rule of motey/schemas/capability.py (this script needs only pyzmq, not motey).
+NAME_PATTERN = re.compile(r"^(?=.{1,128}$)[A-Za-z0-9_.:/-]+(?: [A-Za-z0-9_.:/-]+)*$")
 EXIT_OK, EXIT_NOT_DELIVERED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -43,7 +44,8 @@ def _version() -> str:
 def _capability_name(text: str) -> str:
     if not NAME_PATTERN.match(text):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a capability name (letters, digits and _.:/-, at most 128)"
+            f"{text!r} is not a capability name (letters, digits and _.:/- in words "
+            "separated by single spaces, at most 128)"
         )
     return text
 

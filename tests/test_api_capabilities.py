@@ -57,7 +57,8 @@ def test_invalid_capability_input_is_400_and_changes_nothing(node: MoteyNode) ->
         (b'{"capability": "a", "capability_type": "b"}', "application/json"),
         (b'[{"capability": "a"}]', "application/json"),
         (b'[{"capability": 5, "capability_type": "b"}]', "application/json"),
-        (b'[{"capability": "has space", "capability_type": "b"}]', "application/json"),
+        (b'[{"capability": "two  spaces", "capability_type": "b"}]', "application/json"),
+        (b'[{"capability": " leading", "capability_type": "b"}]', "application/json"),
         (b'[{"capability": "a", "capability_type": "b"}]', "text/plain"),
     ]
     for body, content_type in cases:
@@ -82,3 +83,22 @@ def test_capability_decides_whether_an_image_can_run(node: MoteyNode) -> None:
     ok = node.post_yaml(text).json()["id"]
     service = node.wait_service_state(ok, "RUNNING")
     assert service["images"][0]["node"] == node.ip
+
+
+def test_a_name_with_a_space_works_over_rest_and_in_a_blueprint(node: MoteyNode) -> None:
+    """The original took "test capability" over REST; it is accepted and placed on."""
+    entry = [{"capability": "test capability", "capability_type": "person"}]
+    added = node.request("PUT", "/v1/capabilities", json=entry)
+    assert added.status_code == 201, added.text
+    assert "test capability" in names(node, "rest")
+    text = (
+        "service_name: spaced\nimages:\n  - name: motey-test/busybox:latest\n"
+        '    parameters: {command: "sleep 300"}\n    capabilities: ["test capability"]\n'
+    )
+    created = node.post_yaml(text)
+    assert created.status_code == 201, created.text
+    assert node.wait_service_state(created.json()["id"], "RUNNING")["images"][0]["node"] == node.ip
+    refused = node.post_yaml(text.replace('"test capability"', '"test  capability"'))
+    assert refused.status_code == 400 and "capabilities[0]" in refused.json()["message"]
+    assert node.request("DELETE", "/v1/capabilities", json=entry).status_code == 201
+    assert "test capability" not in names(node)

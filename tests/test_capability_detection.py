@@ -89,6 +89,9 @@ def test_device_rules_parse(tmp_path: Path) -> None:
         DeviceRule(os.path.expanduser("~/dongle"), "usb"),
     ]
     assert parse_device_rules("") == [] == parse_device_rules(" , \n")
+    assert parse_device_rules("/dev/ttyUSB*=test capability") == [
+        DeviceRule("/dev/ttyUSB*", "test capability")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -97,7 +100,7 @@ def test_device_rules_parse(tmp_path: Path) -> None:
         ("/dev/ttyUSB*", "GLOB=CAPABILITY"),
         ("/dev/ttyUSB*=", "GLOB=CAPABILITY"),
         ("=zigbee", "GLOB=CAPABILITY"),
-        ("/dev/ttyUSB*=zig bee", "GLOB=CAPABILITY"),
+        ("/dev/ttyUSB*=zig  bee", "GLOB=CAPABILITY"),
         ("ttyUSB*=zigbee", "absolute"),
     ],
 )
@@ -241,6 +244,11 @@ def test_static_capabilities_are_checked() -> None:
         {"capability": "zigbee", "capability_type": "static"},
         {"capability": "arch_label", "capability_type": "static", "value": "arm64"},
     ]
-    for bad in ("zig bee", "memory_mb>=5", "level=", "=5"):
+    # a name may have single spaces between words, as the original's "test capability"
+    assert parse_static_capabilities(["test capability", "test capability = 2"]) == [
+        {"capability": "test capability", "capability_type": "static"},
+        {"capability": "test capability", "capability_type": "static", "value": "2"},
+    ]
+    for bad in ("zig  bee", "memory_mb>=5", "level=", "=5"):
         with pytest.raises(ConfigError, match=r"\[NODE\] capabilities"):
             parse_static_capabilities([bad])

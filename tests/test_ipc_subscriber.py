@@ -119,7 +119,7 @@ def test_malformed_messages_are_ignored_and_the_loop_survives(
         b"add_capability#{not json",
         b"capabilityevent#{'capability': 'zigbee', 'capability_type': 'hardware'}",
         b'add_capability#[{"capability": "zigbee"}]',  # fails the schema
-        b'add_capability#[{"capability": "has space", "capability_type": "x"}]',
+        b'add_capability#[{"capability": "two  spaces", "capability_type": "x"}]',
         b"add_capability#\xff\xfe\xfd",
         [b"add_capability#", b"[]"],  # two frames
         b"capabilityeventX#[]",  # subscribed prefix, unknown topic
@@ -161,6 +161,18 @@ def test_thesis_topic_applies_each_entry_action_in_order(
     single = {"capability": "zigbee", "capability_type": "hardware", "action": "remove"}
     publisher.send(f"capabilityevent#{json.dumps(single)}".encode())
     wait_for(lambda: entries(engine) == {"camera": "2"}, timeout=10, what="zigbee removed")
+
+
+def test_a_name_with_a_space_is_added_and_removed(
+    publisher: RawPublisher, engine: CapabilityEngine
+) -> None:
+    """Formerly dropped with a warning: the original accepted such names over IPC."""
+    publisher.wait_connected(engine)
+    entry = b'[{"capability": "test capability", "capability_type": "capabilityevent"}]'
+    publisher.send(b"add_capability#" + entry)
+    wait_for(lambda: "test capability" in entries(engine), timeout=10, what="added")
+    publisher.send(b"remove_capability#" + entry)
+    wait_for(lambda: "test capability" not in entries(engine), timeout=10, what="removed")
 
 
 def test_ipc_removal_never_erases_another_source(

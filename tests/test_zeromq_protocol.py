@@ -43,7 +43,35 @@ def test_original_capability_reply_is_an_operating_node() -> None:
     assert info["capabilities"] == [{"capability": "gpu", "capability_type": "hw"}]
 
 
-@pytest.mark.parametrize("raw", [b"nope", b'{"capabilities": 3}', b'[{"capability": 1}]', b"7"])
+def test_capability_reply_of_a_real_original_node() -> None:
+    """The original answers with its TinyDB rows, whose key is ``type``."""
+    raw = b'[{"capability": "docker", "type": "plugin"}, {"capability": "zigbee", "type": "hardware"}]'
+    info = proto.decode_capability_reply(raw)
+    assert info["lifecycle"] == "OPERATE"
+    assert info["capabilities"] == [
+        {"capability": "docker", "capability_type": "plugin"},
+        {"capability": "zigbee", "capability_type": "hardware"},
+    ]
+
+
+def test_capability_reply_entries_with_extra_keys_and_odd_entries() -> None:
+    raw = json.dumps(
+        [
+            {"capability": "gpu", "capability_type": "hw", "source": "rest", "doc_id": 4},
+            {"capability": "test capability", "type": "person"},
+            {"capability": "bare"},
+            {"capability": 1, "type": "x"},  # unreadable: left out, the rest still counts
+            "zigbee",
+        ]
+    ).encode()
+    assert proto.decode_capability_reply(raw)["capabilities"] == [
+        {"capability": "gpu", "capability_type": "hw"},
+        {"capability": "test capability", "capability_type": "person"},
+        {"capability": "bare", "capability_type": "unknown"},
+    ]
+
+
+@pytest.mark.parametrize("raw", [b"nope", b'{"capabilities": 3}', b"7", b'{"lifecycle": "X"}'])
 def test_bad_capability_replies_are_errors(raw: bytes) -> None:
     with pytest.raises(ValidationError):
         proto.decode_capability_reply(raw)
@@ -74,6 +102,8 @@ def test_original_deploy_request_with_empty_id_and_dict_capabilities() -> None:
     image = proto.decode_deploy_request(raw)
     assert image.id  # a fresh id labels the container
     assert image.capabilities == [] and image.engine == "docker"
+    # the original names no owner; it is never this node (no orphan removal at restart)
+    assert image.owner_id == proto.UNKNOWN_OWNER
 
 
 @pytest.mark.parametrize(
@@ -114,6 +144,49 @@ def test_image_refs_bare_and_extended() -> None:
     for bad in (b"", b"a b", b"{", b'{"version": 2}', b'{"version": 2, "id": "a/b"}'):
         with pytest.raises(ValidationError):
             proto.decode_image_ref(bad)
+
+
+def test_the_original_sends_the_whole_image_to_status_and_terminate() -> None:
+    """No ``version``: the image as deployed, its id being the container id it got."""
+    container_id = "4f1c" + "0" * 60
+    raw = json.dumps(
+        {
+            "id": container_id,
+            "name": "busybox",
+            "engine": "docker",
+            "parameters": {"detach": True},
+            "capabilities": ["zigbee"],
+            "node": "127.0.1.2",
+        }
+    ).encode()
+    ref = proto.decode_image_ref(raw)
+    assert (ref.id, ref.engine, ref.version) == (container_id, "docker", 1)
+    assert proto.encode_status_reply(ref, InstanceStatus(ImageState.RUNNING)) == b"RUNNING"
+    assert proto.encode_terminate_reply(ref, True) == b"true"
+    for bad in (b'{"name": "x"}', b'{"id": "", "name": "x"}', b'{"id": "a b"}', b"{}"):
+        with pytest.raises(ValidationError):
+            proto.decode_image_ref(bad)
+
+
+def test_a_node_without_presence_gets_the_image_as_the_original_sends_it() -> None:
+    image = Image(
+        id="img-1",
+        name="busybox",
+        parameters={"command": "sleep 1"},
+        capabilities=["plc"],
+        node="127.0.1.9",
+        instance_id="c0ffee" * 10,
+    )
+    body = json.loads(proto.encode_image_ref(image, extended=False))
+    assert body == {
+        "id": "c0ffee" * 10,  # what the original's deploy reply gave, as it keeps it
+        "name": "busybox",
+        "engine": "docker",
+        "parameters": {"command": "sleep 1"},
+        "capabilities": ["plc"],
+        "node": "127.0.1.9",
+    }
+    assert proto.decode_image_ref(proto.encode_image_ref(image, extended=False)).id == "c0ffee" * 10
 
 
 def test_status_replies() -> None:

@@ -27,7 +27,11 @@ from motey.capabilityengine.requirements import unmet
 from motey.errors import ConfigError
 from motey.models.capability import Capability
 from motey.repositories.capability_repository import CapabilityRepository
-from motey.schemas.capability import CAPABILITY_LIST_SCHEMA, CAPABILITY_NAME_PATTERN
+from motey.schemas.capability import (
+    CAPABILITY_LIST_SCHEMA,
+    CAPABILITY_NAME_PATTERN,
+    CAPABILITY_NAME_RULE,
+)
 from motey.schemas.validation import validate
 
 log = logbook.Logger(__name__)
@@ -61,7 +65,7 @@ def parse_static_capabilities(entries: Iterable[str]) -> list[dict[str, Any]]:
         if not _NAME.match(name) or (sep and not value):
             raise ConfigError(
                 f"[NODE] capabilities: {text!r} is not NAME or NAME=VALUE "
-                "(NAME: letters, digits and _.:/-, at most 128 characters)"
+                f"(NAME: {CAPABILITY_NAME_RULE})"
             )
         entry: dict[str, Any] = {"capability": name, "capability_type": "static"}
         if value:

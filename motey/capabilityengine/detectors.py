@@ -20,7 +20,7 @@ import logbook
 import psutil
 
 from motey.errors import ConfigError
-from motey.schemas.capability import CAPABILITY_NAME_PATTERN
+from motey.schemas.capability import CAPABILITY_NAME_PATTERN, CAPABILITY_NAME_RULE
 
 log = logbook.Logger(__name__)
 
@@ -97,7 +97,7 @@ def parse_device_rules(text: str) -> list[DeviceRule]:
         if not sep or not pattern or not _NAME.match(capability):
             raise ConfigError(
                 f"[NODE] device_rules: {item!r} is not GLOB=CAPABILITY "
-                "(e.g. /dev/ttyUSB*=zigbee; CAPABILITY: letters, digits and _.:/-)"
+                f"(e.g. /dev/ttyUSB*=zigbee; CAPABILITY: {CAPABILITY_NAME_RULE})"
             )
         if not os.path.isabs(pattern):
             raise ConfigError(

@@ -17,7 +17,9 @@ An image lists requirements; every one must hold on the node that runs it:
 
 Numbers compare as numbers (``512`` equals ``512.0``), everything else as exact,
 case-sensitive text. Spaces around the operator are allowed; a value with spaces or
-other characters is quoted (``model="Pi 4"``).
+other characters is quoted (``model="Pi 4"``). A name may itself contain single spaces
+between its words (``test capability``, ``!test capability``), as the original Motey's
+names could.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from motey.errors import ValidationError
+from motey.schemas.capability import CAPABILITY_NAME_RULE, CAPABILITY_WORD
 
 OPERATORS = ("==", "!=", ">=", "<=", "=", ">", "<")
 _ORDERING = (">", "<", ">=", "<=")
-_NAME = r"[A-Za-z0-9_.:/-]{1,128}"
+_NAME = rf"{CAPABILITY_WORD}(?: {CAPABILITY_WORD})*"
+_MAX_NAME = 128
 _VALUE = r"[A-Za-z0-9_.:/+-]{1,256}|\"[^\"]{1,256}\"|'[^']{1,256}'"
 _OPS = "|".join(re.escape(op) for op in OPERATORS)
 _PATTERN = re.compile(
@@ -85,9 +89,16 @@ def parse_requirement(text: Any, field: str = "capabilities") -> Requirement:
         else:
             reason = (
                 "use NAME, !NAME or NAME<op>VALUE with op one of =, ==, !=, >=, <=, >, <; "
-                "NAME is letters, digits and _.:/-, a VALUE with other characters is quoted"
+                f"NAME is {CAPABILITY_NAME_RULE}, a VALUE with other characters is quoted"
             )
         raise ValidationError(f"invalid requirement {text!r} at {field}: {reason}", field=field)
+    name = match.group("neg") or match.group("name")
+    if len(name) > _MAX_NAME:
+        raise ValidationError(
+            f"invalid requirement {text!r} at {field}: the name is longer than {_MAX_NAME} "
+            "characters",
+            field=field,
+        )
     if match.group("neg"):
         return Requirement(match.group("neg"), negated=True)
     op = match.group("op")

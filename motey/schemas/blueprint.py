@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from motey.schemas.capability import CAPABILITY_WORD
+
 #: A requirement: a plain name (``zigbee``), a negation (``!camera``) or a comparison
 #: (``arch=arm64``, ``memory_mb >= 512``, ``model="Pi 4"``); the grammar and its meaning
-#: are in ``motey.capabilityengine.requirements``, which must accept exactly these strings.
+#: are in ``motey.capabilityengine.requirements``, which must accept these strings (it
+#: also checks what a pattern cannot say well: a name's length, numeric comparisons).
+_NAME = rf"{CAPABILITY_WORD}(?: {CAPABILITY_WORD})*"
 REQUIREMENT_PATTERN = (
-    r"^\s*(?:!\s*[A-Za-z0-9_.:/-]{1,128}|[A-Za-z0-9_.:/-]{1,128}"
+    rf"^\s*(?:!\s*{_NAME}|{_NAME}"
     r"(?:\s*(?:==|!=|>=|<=|=|>|<)\s*"
     r"(?:[A-Za-z0-9_.:/+-]{1,256}|\"[^\"]{1,256}\"|'[^']{1,256}'))?)\s*$"
 )

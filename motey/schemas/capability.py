@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-CAPABILITY_NAME_PATTERN = r"^[A-Za-z0-9_.:/-]{1,128}$"
+#: A capability name: words of letters, digits and ``_.:/-``, separated by single spaces
+#: (the original accepted any text, and ``test capability`` was in its examples), at
+#: most 128 characters. Requirements in blueprints use the same names.
+CAPABILITY_WORD = r"[A-Za-z0-9_.:/-]+"
+CAPABILITY_NAME_PATTERN = rf"^(?=.{{1,128}}$){CAPABILITY_WORD}(?: {CAPABILITY_WORD})*$"
+#: How errors describe a valid name.
+CAPABILITY_NAME_RULE = (
+    "letters, digits and _.:/- in words separated by single spaces, at most 128 characters"
+)
 
 CAPABILITY_LIST_SCHEMA: dict[str, Any] = {
     "type": "array",

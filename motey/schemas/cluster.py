@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from motey.models.node import NodeLifecycle, NodeReachability
-from motey.schemas.capability import CAPABILITY_LIST_SCHEMA
+from motey.schemas.capability import CAPABILITY_LIST_SCHEMA, CAPABILITY_NAME_PATTERN
 
 #: Node ids are UUIDs; the pattern is looser so ids of other implementations still fit,
 #: but never contains MQTT wildcards or topic separators.
@@ -84,7 +84,36 @@ IMAGE_REF_SCHEMA: dict[str, Any] = {
     },
 }
 
-#: The extended (version 2) capability reply: what placement needs to compare nodes.
+#: An image as the original Motey sends it to the status and terminate repliers: the
+#: whole image (``id``, ``name``, ``engine``, ``parameters``, ``capabilities``, ``node``),
+#: no ``version``; its ``id`` is the container id the deploy reply gave it.
+ORIGINAL_IMAGE_REF_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id"],
+    "properties": {
+        "id": {"type": "string", "pattern": IMAGE_ID_PATTERN},
+        "engine": {"type": ["string", "null"], "maxLength": 64},
+    },
+}
+
+#: One entry of a peer's capability reply. The original answers with its TinyDB rows,
+#: ``{"capability": ..., "type": ...}``; this implementation says ``capability_type``
+#: and adds ``value`` and ``source``. Either key is accepted, and keys nobody knows are
+#: ignored, so a peer's reply never has to match this node's own format exactly.
+PEER_CAPABILITY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["capability"],
+    "properties": {
+        "capability": {"type": "string", "pattern": CAPABILITY_NAME_PATTERN},
+        "capability_type": {"type": ["string", "null"], "maxLength": 128},
+        "type": {"type": ["string", "null"], "maxLength": 128},
+        "value": {"type": ["string", "number", "boolean", "null"]},
+    },
+}
+
+#: The capability reply of either form: what placement needs to compare nodes. Entries
+#: are checked one by one against :data:`PEER_CAPABILITY_SCHEMA` (a peer's one odd
+#: entry must not hide its other capabilities).
 DESCRIPTION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["capabilities"],
@@ -94,7 +123,7 @@ DESCRIPTION_SCHEMA: dict[str, Any] = {
         "name": {"type": ["string", "null"], "maxLength": 255},
         "lifecycle": {"enum": [p.value for p in NodeLifecycle]},
         "load": {"type": ["number", "null"]},
-        "capabilities": CAPABILITY_LIST_SCHEMA,
+        "capabilities": {"type": "array", "maxItems": 256},
     },
 }
 

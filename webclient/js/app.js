@@ -604,7 +604,8 @@
 </div>`
   };
 
-  var CAPABILITY_NAME = /^[A-Za-z0-9_.:/-]{1,128}$/;
+  // Same rule as motey/schemas/capability.py: words separated by single spaces.
+  var CAPABILITY_NAME = /^(?=.{1,128}$)[A-Za-z0-9_.:/-]+(?: [A-Za-z0-9_.:/-]+)*$/;
 
   var CapabilitiesPage = {
     mixins: [common],
@@ -625,7 +626,7 @@
       nameProblem: function () {
         var v = this.form.capability.trim();
         if (!v) return '';
-        return CAPABILITY_NAME.test(v) ? '' : 'letters, digits and _ . : / - only, at most 128';
+        return CAPABILITY_NAME.test(v) ? '' : 'letters, digits and _ . : / - in words separated by single spaces, at most 128';
       }
     },
     methods: {

@@ -4,16 +4,21 @@ The original Motey's formats stay valid in both directions; the extensions are c
 that an original node still understands what it receives:
 
 capabilities
-    Request: any text. Reply: JSON list of ``{"capability", "capability_type"}``.
+    Request: any text (the original sends ``""``). Reply: JSON list of capability
+    entries; the original's are its TinyDB rows ``{"capability", "type"}``, this
+    implementation's ``{"capability", "capability_type"[, "value", "source"]}``.
     Extension: the request ``{"version": 2}`` is answered with a JSON object carrying
     ``node_id``, ``name``, ``lifecycle``, ``load`` and ``capabilities``.
 deploy
     Request: the image as a JSON object (``id``, ``name``, ``engine``, ``parameters``,
-    ``capabilities``, ``node``). Reply: the container id as text.
+    ``capabilities``, ``node``). Reply: the container id as text (``""`` from an
+    original node that could not start it). The original keeps that container id as
+    the image's id from then on.
 status, terminate
-    Request: the image id as text. Reply: the state name (``RUNNING``), respectively
-    ``true``/``false`` (whether an instance was removed). Extension: the request
-    ``{"version": 2, "id": ..., "engine": ...}`` is answered with a JSON object.
+    Request: the whole image as JSON, as in deploy, with the container id as ``id``
+    (the original's form; a bare id is read too). Reply: the state name (``RUNNING``),
+    respectively ``true``/``false`` (whether an instance was removed). Extension: the
+    request ``{"version": 2, "id": ..., "engine": ...}`` is answered with a JSON object.
 
 Errors, for every kind: a JSON object ``{"error": <kind>, "message": <text>}``. A
 successful reply of the original formats never starts with ``{``, so the two can
@@ -29,6 +34,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import logbook
+
 from motey import errors
 from motey.errors import CommunicationError, MoteyError, ValidationError
 from motey.models.image import Image, ImageState
@@ -38,10 +45,14 @@ from motey.schemas.cluster import (
     DESCRIPTION_SCHEMA,
     IMAGE_ID_PATTERN,
     IMAGE_REF_SCHEMA,
+    ORIGINAL_IMAGE_REF_SCHEMA,
+    PEER_CAPABILITY_SCHEMA,
     STATUS_REPLY_SCHEMA,
 )
 from motey.schemas.validation import validate
 from motey.val.plugin import InstanceStatus
+
+log = logbook.Logger(__name__)
 
 #: A request or reply larger than this is refused (the socket drops the peer).
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -51,6 +62,11 @@ VERSION = 2
 
 #: The engine of a request that names none: the original knew only Docker.
 DEFAULT_ENGINE = "docker"
+
+#: The owner recorded for an image a peer sent without ``owner_id`` (an original node,
+#: which keeps the service's record itself): never this node, so a restart of this node
+#: does not take the container for an orphan of its own and remove it.
+UNKNOWN_OWNER = "unknown"
 
 _IMAGE_ID = re.compile(IMAGE_ID_PATTERN)
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,256}$")
@@ -189,8 +205,11 @@ def encode_capability_reply(version: int, description: dict[str, Any]) -> bytes:
 def decode_capability_reply(raw: bytes) -> dict[str, Any]:
     """A node description from either reply form.
 
-    An original node answers with a bare list; it has no lifecycle, so it is taken to be
-    operating, and its load is unknown (``None``).
+    An original node answers with a bare list of its TinyDB rows (``capability`` and
+    ``type``); it has no lifecycle, so it is taken to be operating, and its load is
+    unknown (``None``). Entries come back as ``{"capability", "capability_type"[,
+    "value"]}`` whichever key the peer used; an entry this node cannot read is left out
+    (and logged) rather than making the whole node look silent.
     """
     data = _json(_text(raw, "capability reply"), "capability reply")
     error = error_from_reply(data)
@@ -204,8 +223,25 @@ def decode_capability_reply(raw: bytes) -> dict[str, Any]:
         "name": data.get("name"),
         "lifecycle": data.get("lifecycle") or NodeLifecycle.OPERATE.value,
         "load": data.get("load"),
-        "capabilities": list(data["capabilities"]),
+        "capabilities": _peer_capabilities(data["capabilities"]),
     }
+
+
+def _peer_capabilities(entries: list[Any]) -> list[dict[str, Any]]:
+    """A peer's capability entries in this node's shape; unreadable ones are skipped."""
+    result: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        try:
+            validate(entry, PEER_CAPABILITY_SCHEMA, f"capability reply entry [{index}]")
+        except ValidationError as exc:
+            log.info("ignored a peer's capability: {}", exc.message)
+            continue
+        kind = entry.get("capability_type") or entry.get("type") or "unknown"
+        normalized: dict[str, Any] = {"capability": entry["capability"], "capability_type": kind}
+        if entry.get("value") is not None:
+            normalized["value"] = entry["value"]
+        result.append(normalized)
+    return result
 
 
 # -- deploy ----------------------------------------------------------------------------
@@ -232,6 +268,7 @@ def decode_deploy_request(raw: bytes) -> Image:
 
     The original may send an empty ``id`` and ``{}`` for no capabilities; such an image
     gets a fresh id (its container needs one as a label) and an empty requirement list.
+    It sends no ``owner_id`` either: the image is then owned by :data:`UNKNOWN_OWNER`.
     """
     data = _json(_text(raw, "deploy request"), "deploy request")
     validate(data, DEPLOY_REQUEST_SCHEMA, "deploy request")
@@ -247,7 +284,7 @@ def decode_deploy_request(raw: bytes) -> Image:
         capabilities=list(capabilities),
         node=node if isinstance(node, str) else None,
         service_id=data.get("service_id"),
-        owner_id=data.get("owner_id"),
+        owner_id=data.get("owner_id") or UNKNOWN_OWNER,
     )
 
 
@@ -273,17 +310,36 @@ def decode_deploy_reply(raw: bytes) -> str:
 
 def encode_image_ref(image: Image, extended: bool = True) -> bytes:
     """A status/terminate request: extended (names the engine, asks for an object) or,
-    for a node that only speaks the original formats, the bare image id."""
+    for a node that only speaks the original formats, the whole image as the original
+    sends it, its ``id`` being the instance id the node's deploy reply gave."""
     if not extended:
-        return image.id.encode("utf-8")
+        return _dump(
+            {
+                "id": image.instance_id or image.id,
+                "name": image.name,
+                "engine": image.engine,
+                "parameters": image.parameters,
+                "capabilities": list(image.capabilities),
+                "node": image.node,
+            }
+        )
     return _dump({"version": VERSION, "id": image.id, "engine": image.engine})
 
 
 def decode_image_ref(raw: bytes) -> ImageRef:
-    """The image a status or terminate request names: a bare id or the extended object."""
+    """The image a status or terminate request names.
+
+    Three forms: the extended object (``version`` 2), the original's whole image (an
+    object without ``version``, whose ``id`` is usually the container id its deploy
+    request was answered with), and a bare id (what earlier versions of this
+    implementation sent to nodes without presence).
+    """
     text = _text(raw, "image request").strip()
     if text.startswith("{"):
         data = _json(text, "image request")
+        if isinstance(data, dict) and "version" not in data:
+            validate(data, ORIGINAL_IMAGE_REF_SCHEMA, "image request")
+            return ImageRef(data["id"], data.get("engine") or DEFAULT_ENGINE)
         validate(data, IMAGE_REF_SCHEMA, "image request")
         return ImageRef(data["id"], data.get("engine") or DEFAULT_ENGINE, VERSION)
     if not _IMAGE_ID.match(text):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import docker
@@ -38,7 +39,17 @@ ALLOWED_PARAMETERS: dict[str, tuple[type, ...]] = {
     "extra_hosts": (dict,),
     "dns": (list,),
     "shm_size": (str, int),
+    # The original's Docker plugin took ``detach`` (its own sample blueprint sets it);
+    # Motey always detaches, so it is accepted and ignored.
+    "detach": (bool,),
 }
+
+#: Parameters that are accepted for compatibility but never passed to Docker.
+IGNORED_PARAMETERS = frozenset({"detach"})
+
+#: A container id as Docker prints it: 64 hex digits, or a prefix of them (docker-py's
+#: ``short_id`` is 12 digits, the 2017 docker-py the original used made it 10).
+_CONTAINER_ID = re.compile(r"^[0-9a-f]{10,64}$")
 
 _STATE_MAP = {
     "created": ImageState.INITIAL,
@@ -146,7 +157,7 @@ class DockerVAL(VALPlugin):
                 return str(existing.id)
             # A leftover from an interrupted start: replace it rather than run a second one.
             self._remove(existing)
-        params = dict(image.parameters)
+        params = {k: v for k, v in image.parameters.items() if k not in IGNORED_PARAMETERS}
         params["labels"] = {**params.get("labels", {}), **labels}
         if "ports" in params:
             params["ports"] = _docker_ports(params["ports"])
@@ -216,11 +227,25 @@ class DockerVAL(VALPlugin):
 
     # -- helpers -------------------------------------------------------------------
     def _find_all(self, image_id: str) -> list[Any]:
+        """This node's containers of ``image_id``: by the image-id label, else by id.
+
+        An original Motey keeps the container id its deploy request was answered with as
+        the image's id and sends that back in status and terminate requests, so an id
+        that matches no label is also tried as a container id (full or a prefix), among
+        this node's own containers only.
+        """
         filters = {"label": [f"{LABEL_IMAGE_ID}={image_id}", f"{LABEL_NODE_ID}={self.node_id}"]}
         try:
-            return list(self.client.containers.list(all=True, filters=filters))
+            found = list(self.client.containers.list(all=True, filters=filters))
+            if found or not _CONTAINER_ID.match(image_id):
+                return found
+            own = self.client.containers.list(
+                all=True, filters={"label": f"{LABEL_NODE_ID}={self.node_id}"}
+            )
         except docker.errors.DockerException as exc:
             raise EngineError(f"Docker could not list containers: {exc}") from exc
+        matches = [c for c in own if str(c.id).startswith(image_id)]
+        return matches if len(matches) == 1 else []
 
     def _find(self, image_id: str) -> Any | None:
         containers = self._find_all(image_id)
