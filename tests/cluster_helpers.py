@@ -91,54 +91,108 @@ def retained_on(host: str, port: int, topic: str, wait: float = 1.0) -> list[byt
 
 
 class OriginalPeer:
-    """An original (2017) Motey node on the wire: bare-IP discovery and its ZeroMQ formats.
+    """An original (2017) Motey node as it behaves on the wire, with real sockets.
 
-    Its capability replier answers any request with a JSON list, its deploy replier takes
-    the image JSON and answers with a container id; status is answered with a bare state
-    name and terminate with an arbitrary text, as the thesis describes them. It starts
-    no containers: it records what it was asked.
+    Formats (read from the original's ``zeromq_server.py``, ``mqttserver.py``,
+    ``capability_repository.py`` and ``models/image.py``), nothing of the new node's:
+
+    * MQTT: bare IPv4 payloads, QoS 0, not retained, no presence and no last will. On
+      connect it publishes ``motey/v1/nodes_request``; it answers every
+      ``nodes_request`` (its own too) with ``motey/v1/register``; it stores every
+      registered address; on leaving it publishes ``motey/v1/remove``.
+    * Capability replier: any request is answered with its TinyDB rows,
+      ``[{"capability": ..., "type": ...}]``.
+    * Deploy replier: the image JSON; without ``name`` or ``engine`` (or not JSON) the
+      reply is ``""``, else the container id (64 hex digits). It starts nothing.
+    * Status replier: dies on its first request without replying (the original calls
+      its Docker plugin with a missing argument); the socket stays bound.
+    * Terminate replier: the image JSON, reply ``""``.
+
+    As a client it sends what the original sends: ``""`` for capabilities and the whole
+    image (``id``, ``name``, ``engine``, ``parameters``, ``capabilities``, ``node``) for
+    deploy, status and terminate, keeping the deploy reply as the image's ``id``.
     """
+
+    ROUTES = ("motey/v1/register", "motey/v1/remove", "motey/v1/nodes_request")
 
     def __init__(
         self, ctx: zmq.Context, ip: str, capabilities: list[dict[str, str]], broker: tuple[str, int]
     ) -> None:
         self.ip = ip
-        self.capabilities = capabilities
-        self.deployed: dict[str, dict[str, Any]] = {}
-        self.terminated: list[str] = []
+        self.rows = capabilities  # e.g. [{"capability": "docker", "type": "plugin"}]
+        self.ctx = ctx
+        self.deployed: dict[str, dict[str, Any]] = {}  # container id -> image as received
         self.requests: list[tuple[str, bytes]] = []
+        self.nodes: list[str] = []  # its nodes repository: addresses seen on register
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._sockets = {}
-        for key in ("capabilities_replier", "deploy_image_replier", "image_status_replier"):
+        self._sockets: dict[str, zmq.Socket] = {}
+        for key in (
+            "capabilities_replier",
+            "deploy_image_replier",
+            "image_status_replier",
+            "image_terminate_replier",
+        ):
             sock = ctx.socket(zmq.REP)
             sock.setsockopt(zmq.LINGER, 0)
             sock.bind(f"tcp://{ip}:{DEFAULT_PORTS[key]}")
             self._sockets[key] = sock
-        sock = ctx.socket(zmq.REP)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(f"tcp://{ip}:{DEFAULT_PORTS['image_terminate_replier']}")
-        self._sockets["image_terminate_replier"] = sock
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
-        self.mqtt = RawMQTT(broker[0], broker[1], ("motey/v1/nodes_request",))
-        self.mqtt.client.message_callback_add("motey/v1/nodes_request", self._on_nodes_request)
-        self.mqtt.publish("motey/v1/register", ip)
+        self._connected = threading.Event()
+        self.mqtt = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"orig-{uuid.uuid4().hex[:8]}"
+        )
+        self.mqtt.on_connect = self._on_connect
+        self.mqtt.message_callback_add("motey/v1/register", self._on_register)
+        self.mqtt.message_callback_add("motey/v1/nodes_request", self._on_nodes_request)
+        self.mqtt.connect(broker[0], broker[1], keepalive=60)
+        self.mqtt.loop_start()
+        if not self._connected.wait(10):
+            raise AssertionError("original peer did not connect to the broker")
+
+    # -- MQTT, as the original ------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        for topic in self.ROUTES:
+            client.subscribe(topic)
+        client.publish("motey/v1/nodes_request", self.ip)
+        self._connected.set()
 
     def _on_nodes_request(self, client: mqtt.Client, _u: Any, _m: Any) -> None:
         client.publish("motey/v1/register", self.ip)
 
-    def _answer(self, key: str, raw: bytes) -> bytes:
-        self.requests.append((key, raw))
+    def _on_register(self, _c: mqtt.Client, _u: Any, message: Any) -> None:
+        ip = message.payload.decode("utf-8")
+        with self._lock:
+            if ip not in self.nodes:
+                self.nodes.append(ip)
+
+    # -- repliers, as the original ----------------------------------------------------
+    def requests_to(self, key: str) -> list[dict[str, Any]]:
+        """The JSON requests that reached one replier."""
+        with self._lock:
+            return [json.loads(raw) for k, raw in self.requests if k == key]
+
+    def _answer(self, key: str, raw: bytes) -> bytes | None:
+        with self._lock:
+            self.requests.append((key, raw))
         if key == "capabilities_replier":
-            return json.dumps(self.capabilities).encode()
-        if key == "deploy_image_replier":
-            image = json.loads(raw)
-            self.deployed[image["id"]] = image
-            return uuid.uuid4().hex.encode()
+            return json.dumps(self.rows).encode()
         if key == "image_status_replier":
-            return b"RUNNING" if raw.decode() in self.deployed else b"ERROR"
-        self.terminated.append(raw.decode())
-        self.deployed.pop(raw.decode(), None)
+            return None  # its thread dies here: this and every later request go unanswered
+        try:
+            image = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            return b""
+        if not isinstance(image, dict) or "name" not in image or "engine" not in image:
+            return b""
+        if key == "deploy_image_replier":
+            container_id = uuid.uuid4().hex + uuid.uuid4().hex
+            with self._lock:
+                self.deployed[container_id] = image
+            return container_id.encode()
+        with self._lock:  # terminate
+            self.deployed.pop(str(image.get("id")), None)
         return b""
 
     def _serve(self) -> None:
@@ -148,17 +202,73 @@ class OriginalPeer:
         while not self._stop.is_set():
             for sock, _ in poller.poll(100):
                 key = next(k for k, s in self._sockets.items() if s is sock)
-                sock.send(self._answer(key, sock.recv()))
+                reply = self._answer(key, sock.recv())
+                if reply is None:
+                    poller.unregister(sock)
+                else:
+                    sock.send(reply)
+
+    # -- client side, as the original's orchestrator uses it --------------------------
+    def _ask(self, ip: str, key: str, payload: str, timeout: float = 15.0) -> str | None:
+        """One REQ exchange (the original waits forever; a test must not)."""
+        sock = self.ctx.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://{ip}:{DEFAULT_PORTS[key]}")
+        try:
+            sock.send_string(payload)
+            if not sock.poll(int(timeout * 1000), zmq.POLLIN):
+                return None
+            return sock.recv_string()
+        finally:
+            sock.close(linger=0)
+
+    def request_capabilities(self, ip: str) -> list[dict[str, Any]]:
+        return json.loads(self._ask(ip, "capabilities_replier", "") or "[]")
+
+    def find_node(self, needed: list[str]) -> str | None:
+        """The first registered node whose capability names include all of ``needed``."""
+        for ip in list(self.nodes):
+            if ip == self.ip:
+                continue
+            names = {c["capability"] for c in self.request_capabilities(ip)}
+            if all(n in names for n in needed):
+                return ip
+        return None
+
+    @staticmethod
+    def image(name: str, parameters: dict[str, Any], capabilities: list[str]) -> dict[str, Any]:
+        """A blueprint image as the original's ``Image`` model holds it before deploying."""
+        return {
+            "id": "",
+            "name": name,
+            "engine": "docker",
+            "parameters": parameters,
+            "capabilities": capabilities,
+            "node": None,
+        }
+
+    def deploy_image(self, image: dict[str, Any]) -> str | None:
+        """Send ``image`` to ``image["node"]``; keep the reply as its id, as the original."""
+        reply = self._ask(image["node"], "deploy_image_replier", json.dumps(image))
+        image["id"] = reply
+        return reply
+
+    def request_image_status(self, image: dict[str, Any]) -> str | None:
+        return self._ask(image["node"], "image_status_replier", json.dumps(image))
+
+    def terminate_image(self, image: dict[str, Any]) -> str | None:
+        return self._ask(image["node"], "image_terminate_replier", json.dumps(image))
 
     def leave(self) -> None:
-        self.mqtt.publish("motey/v1/remove", self.ip)
+        self.mqtt.publish("motey/v1/remove", self.ip).wait_for_publish(timeout=5)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
         for sock in self._sockets.values():
             sock.close(linger=0)
-        self.mqtt.close()
+        self.mqtt.disconnect()
+        self.mqtt.loop_stop()
 
 
 class SilentNode:

@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import docker
@@ -16,7 +17,8 @@ from motey.communication.zeromq_client import ZeroMQNodeClient
 from motey.errors import CommunicationError, NodeNotOperational, UnprocessableError
 from motey.models.image import Image, ImageState
 from motey.models.node import DEFAULT_PORTS, Node
-from tests.helpers import TEST_IMAGE, MoteyNode, next_loopback
+from tests.cluster_helpers import OriginalPeer
+from tests.helpers import TEST_IMAGE, Mosquitto, MoteyNode, next_loopback
 
 TIMEOUT = 1.0
 
@@ -68,6 +70,10 @@ def test_full_exchange_with_a_real_node(
     status = client.image_status(target, image)
     assert status.state is ImageState.RUNNING and status.instance_id == container_id
     assert client.image_status(legacy, image).state is ImageState.RUNNING
+    # an original owner keeps the container id as the image id and sends it back
+    for kept in (container_id, container_id[:12]):
+        by_container = replace(image, id="", instance_id=kept)
+        assert client.image_status(legacy, by_container).state is ImageState.RUNNING
     assert client.terminate_image(target, image) is True
     assert client.terminate_image(target, image) is False  # idempotent
     assert client.image_status(target, image).exists is False
@@ -152,3 +158,56 @@ def test_stop_ends_a_waiting_request(ctx: zmq.Context) -> None:
     thread.join(timeout=5)
     assert not thread.is_alive() and time.monotonic() - started < 2
     assert errors and "stopped" in str(errors[0])
+
+
+def test_an_original_node_as_it_really_answers(
+    client: ZeroMQNodeClient, ctx: zmq.Context, mosquitto: Mosquitto
+) -> None:
+    """Its capability rows say ``type``, and its status replier never answers."""
+    rows = [
+        {"capability": "docker", "type": "plugin"},
+        {"capability": "zigbee", "type": "hardware"},
+    ]
+    peer = OriginalPeer(ctx, next_loopback(), rows, (mosquitto.ip, mosquitto.port))
+    node = Node(ip=peer.ip)  # known by its bare-IP registration only
+    image = image_for(capabilities=["zigbee"])
+    image.node = peer.ip
+    try:
+        assert client.describe(node)["capabilities"] == [
+            {"capability": "docker", "capability_type": "plugin"},
+            {"capability": "zigbee", "capability_type": "hardware"},
+        ]
+        image.instance_id = client.deploy_image(node, image)
+        assert image.instance_id in peer.deployed
+        image.state = ImageState.RUNNING
+
+        started = time.monotonic()
+        status = client.image_status(node, image)
+        assert time.monotonic() - started < TIMEOUT + 1.5
+        assert status.known is False and status.state is ImageState.RUNNING
+        assert "state unknown" in status.message and peer.ip in status.message
+        # what it got is the whole image, its id being the container id it answered
+        assert peer.requests_to("image_status_replier") == [
+            {
+                "id": image.instance_id,
+                "name": TEST_IMAGE,
+                "engine": "docker",
+                "parameters": {"command": "sleep 300"},
+                "capabilities": ["zigbee"],
+                "node": peer.ip,
+            }
+        ]
+        started = time.monotonic()
+        assert client.image_status(node, image).known is False
+        assert time.monotonic() - started < TIMEOUT / 2  # not asked (and waited for) again
+        assert len(peer.requests_to("image_status_replier")) == 1
+
+        assert client.terminate_image(node, image) is True  # it answers ""
+        assert peer.requests_to("image_terminate_replier")[0]["id"] == image.instance_id
+        assert peer.deployed == {}
+    finally:
+        peer.close()
+    started = time.monotonic()
+    with pytest.raises(CommunicationError, match="did not answer"):
+        client.image_status(node, image)  # gone: an error, within one timeout
+    assert time.monotonic() - started < TIMEOUT + 1

@@ -24,6 +24,9 @@ from motey.val.plugin import InstanceStatus
 
 log = logbook.Logger(__name__)
 
+#: Seconds before a node whose status replier stayed silent is asked for status again.
+SILENT_STATUS_RETRY = 300.0
+
 
 class ZeroMQNodeClient:
     """Implements the orchestrator's ``RemoteNodeClient`` over ZeroMQ REQ sockets.
@@ -44,6 +47,8 @@ class ZeroMQNodeClient:
         self._action_timeout = max(action_timeout, request_timeout)
         self._max_idle = max_idle_per_endpoint
         self._idle: dict[str, list[zmq.Socket]] = {}
+        #: Status endpoints of nodes without presence that did not answer, and since when.
+        self._silent_status: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
 
@@ -80,13 +85,41 @@ class ZeroMQNodeClient:
         return self._decode(node, RequestKind.DEPLOY, proto.decode_deploy_reply, raw)
 
     def image_status(self, node: Node, image: Image) -> InstanceStatus:
-        """The state of ``image`` on ``node``."""
-        raw = self._request(
-            node,
-            RequestKind.STATUS,
-            proto.encode_image_ref(image, extended=self._speaks_v2(node)),
-            self._request_timeout,
-        )
+        """The state of ``image`` on ``node``.
+
+        An original Motey's status replier stops on its first request (a bug of the
+        original). So a node without presence is first asked for its capabilities,
+        which tells whether it is up at all (a down node costs one timeout, not two);
+        when it is up but its status replier does not answer, the state is unknown
+        (``known=False``) rather than an error, and it is not asked for status again
+        for :data:`SILENT_STATUS_RETRY` seconds.
+        """
+        extended = self._speaks_v2(node)
+        endpoint = self.endpoint(node, RequestKind.STATUS)
+        if not extended:
+            self.describe(node)  # CommunicationError: the node itself is unreachable
+            if self._silent_since(endpoint) is not None:
+                return self._unknown_status(node, image)
+        try:
+            raw = self._request(
+                node,
+                RequestKind.STATUS,
+                proto.encode_image_ref(image, extended=extended),
+                self._request_timeout,
+            )
+        except CommunicationError:
+            if extended:
+                raise
+            with self._lock:
+                self._silent_status[endpoint] = time.monotonic()
+            log.warning(
+                "node {} answers capability but not status requests (an original Motey?); "
+                "the state of its images is unknown",
+                self._label(node),
+            )
+            return self._unknown_status(node, image)
+        with self._lock:
+            self._silent_status.pop(endpoint, None)
         return self._decode(node, RequestKind.STATUS, proto.decode_status_reply, raw)
 
     def terminate_image(self, node: Node, image: Image) -> bool:
@@ -100,6 +133,27 @@ class ZeroMQNodeClient:
         return self._decode(node, RequestKind.TERMINATE, proto.decode_terminate_reply, raw)
 
     # -- plumbing --------------------------------------------------------------------
+    def _silent_since(self, endpoint: str) -> float | None:
+        """When this status endpoint was found silent, unless that is long enough ago
+        to ask again (the node may have been replaced by one that answers)."""
+        with self._lock:
+            since = self._silent_status.get(endpoint)
+            if since is not None and time.monotonic() - since > SILENT_STATUS_RETRY:
+                del self._silent_status[endpoint]
+                return None
+            return since
+
+    @classmethod
+    def _unknown_status(cls, node: Node, image: Image) -> InstanceStatus:
+        """The image's state as last known, for a node that is up but gives no state."""
+        return InstanceStatus(
+            image.state,
+            f"state unknown: node {cls._label(node)} is up but does not answer status "
+            "requests (an original Motey)",
+            instance_id=image.instance_id,
+            known=False,
+        )
+
     @staticmethod
     def _speaks_v2(node: Node) -> bool:
         """Whether ``node`` announced a version (presence); else it gets original formats.

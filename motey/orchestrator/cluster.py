@@ -6,9 +6,10 @@ go through the remote client (ZeroMQ), which never waits longer than its timeout
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
-from motey.models.image import Image
+from motey.models.image import Image, ImageState
 from motey.models.node import Node, NodeLifecycle, NodeReachability
 from motey.node.identity import NodeIdentity
 from motey.orchestrator.executor import ImageExecutor
@@ -106,10 +107,22 @@ class ClusterGateway:
         return self._require_remote().deploy_image(node, image)
 
     def status(self, image: Image) -> InstanceStatus:
+        """The image's state; an unknown one keeps the state the image had.
+
+        The one exception: an image that was just started (``INSTANTIATING`` with an
+        instance id) counts as ``RUNNING``, because the node answers a deploy request
+        with the instance id only once the engine has started it.
+        """
         node = self.node_for(image)
         if self.is_local(node):
             return self._executor.status(image)
-        return self._require_remote().image_status(node, image)
+        status = self._require_remote().image_status(node, image)
+        if status.known:
+            return status
+        state = image.state
+        if image.instance_id and state in (ImageState.INITIAL, ImageState.INSTANTIATING):
+            state = ImageState.RUNNING
+        return replace(status, state=state)
 
     def terminate(self, image: Image) -> bool:
         node = self.node_for(image)

@@ -21,12 +21,17 @@ LABEL_OWNER_ID = "motey.owner_id"
 
 @dataclass(frozen=True)
 class InstanceStatus:
-    """What an engine says of one image's instance."""
+    """What an engine says of one image's instance.
+
+    ``known`` is ``False`` when nobody could say: the node runs, but does not answer
+    status requests (an original Motey); ``state`` is then the one the asker knew.
+    """
 
     state: ImageState
     message: str = ""
     exists: bool = True
     instance_id: str | None = None
+    known: bool = True
 
 
 @dataclass(frozen=True)
