@@ -1,4 +1,4 @@
-"""Capability placement across three real nodes, a silent fake node and an original peer.
+"""Capability placement across three real nodes and a silent fake node.
 
 One cluster serves the whole module (starting three processes per test would dominate
 the run time); tests that change a node's phase put it back.
@@ -15,7 +15,7 @@ import docker
 import pytest
 import zmq
 
-from tests.cluster_helpers import OriginalPeer, RawMQTT, SilentNode, wait_nodes
+from tests.cluster_helpers import RawMQTT, SilentNode, wait_nodes
 from tests.helpers import TEST_IMAGE, Mosquitto, MoteyNode, next_loopback, unique_name, wait_for
 
 PLACEMENT_TIMEOUT = 2  # [ORCHESTRATOR] placement_timeout and [ZEROMQ] request_timeout
@@ -189,40 +189,6 @@ def test_a_silent_node_never_hangs_a_deployment(
         silent.mqtt.publish("motey/v1/remove", silent.ip)
         silent.close()
     wait_nodes(a, lambda seen: silent.ip not in seen, what="silent node removed")
-
-
-def test_a_peer_speaking_only_the_original_formats(cluster: Cluster, ctx: zmq.Context) -> None:
-    a = cluster.a
-    peer = OriginalPeer(
-        ctx,
-        next_loopback(),
-        [{"capability": "legacy_plc", "capability_type": "hardware"}],
-        cluster.mqtt,
-    )
-    try:
-        seen = wait_nodes(a, lambda seen: peer.ip in seen, what="original peer registered")
-        entry = seen[peer.ip]
-        assert entry["id"] is None and entry["state"] == "REACHABLE"
-        assert entry["ports"]["deploy_image_replier"] == 5092  # default ports assumed
-
-        service_id = deploy(a, image(["legacy_plc"]))
-        service = a.wait_service_state(service_id, "RUNNING", timeout=20)
-        sent = service["images"][0]
-        assert sent["node"] == peer.ip
-        received = peer.deployed[sent["id"]]
-        assert {"id", "name", "engine", "parameters", "capabilities", "node"} <= set(received)
-        assert received["name"] == TEST_IMAGE and received["capabilities"] == ["legacy_plc"]
-        # status requests reach it as the bare image id, the only form it reads
-        status_requests = [raw for key, raw in peer.requests if key == "image_status_replier"]
-        assert sent["id"].encode() in status_requests
-
-        assert a.delete(f"/v1/service/{service_id}").status_code == 202
-        a.wait_service_state(service_id, "TERMINATED")
-        assert peer.terminated == [sent["id"]]
-    finally:
-        peer.leave()
-        peer.close()
-    wait_nodes(a, lambda seen: peer.ip not in seen, what="original peer removed")
 
 
 def test_malformed_discovery_messages_leave_real_nodes_working(cluster: Cluster) -> None:
