@@ -221,6 +221,10 @@ def test_script_adds_and_removes_with_the_original_options(
     assert '"action": "remove"' in thesis.stdout
     wait_for(lambda: entries(engine) == {}, timeout=5, what="camera removed")
 
+    spaced = run_script("--capability=test capability", f"--ipc-path={path}")
+    assert spaced.returncode == 0, spaced.stderr
+    wait_for(lambda: "test capability" in entries(engine), timeout=5, what="spaced name")
+
 
 def test_script_exit_codes_without_a_node_and_on_bad_usage(ipc_dir: Path) -> None:
     started = time.monotonic()
@@ -230,7 +234,7 @@ def test_script_exit_codes_without_a_node_and_on_bad_usage(ipc_dir: Path) -> Non
     assert time.monotonic() - started < 10
     for args in (
         [],  # --capability is required
-        ["--capability=zig bee"],
+        ["--capability=zig  bee"],
         ["--capability=zigbee", "--action=maybe"],
         ["--capability=zigbee", "--timeout=0"],
         ["--capability=zigbee", "--topic=add_capability", "--action=remove"],
