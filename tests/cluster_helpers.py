@@ -106,7 +106,9 @@ class OriginalPeer:
       reply is ``""``, else the container id (64 hex digits). It starts nothing.
     * Status replier: dies on its first request without replying (the original calls
       its Docker plugin with a missing argument); the socket stays bound.
-    * Terminate replier: the image JSON, reply ``""``.
+    * Terminate replier: the image JSON, reply ``""``. With ``terminate_dies`` it ends
+      like the status replier, as the original's code reads with docker-py 2.2.1 (it
+      calls ``client.containers.stop``, which that collection does not have).
 
     As a client it sends what the original sends: ``""`` for capabilities and the whole
     image (``id``, ``name``, ``engine``, ``parameters``, ``capabilities``, ``node``) for
@@ -116,9 +118,15 @@ class OriginalPeer:
     ROUTES = ("motey/v1/register", "motey/v1/remove", "motey/v1/nodes_request")
 
     def __init__(
-        self, ctx: zmq.Context, ip: str, capabilities: list[dict[str, str]], broker: tuple[str, int]
+        self,
+        ctx: zmq.Context,
+        ip: str,
+        capabilities: list[dict[str, str]],
+        broker: tuple[str, int],
+        terminate_dies: bool = False,
     ) -> None:
         self.ip = ip
+        self.terminate_dies = terminate_dies
         self.rows = capabilities  # e.g. [{"capability": "docker", "type": "plugin"}]
         self.ctx = ctx
         self.deployed: dict[str, dict[str, Any]] = {}  # container id -> image as received
@@ -178,7 +186,9 @@ class OriginalPeer:
             self.requests.append((key, raw))
         if key == "capabilities_replier":
             return json.dumps(self.rows).encode()
-        if key == "image_status_replier":
+        if key == "image_status_replier" or (
+            key == "image_terminate_replier" and self.terminate_dies
+        ):
             return None  # its thread dies here: this and every later request go unanswered
         try:
             image = json.loads(raw.decode("utf-8"))

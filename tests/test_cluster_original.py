@@ -28,11 +28,14 @@ PEER_ROWS = [
     {"capability": "test capability", "type": "capabilityevent"},
 ]
 ORIGINAL_IMAGE_KEYS = {"id", "name", "engine", "parameters", "capabilities", "node"}
+ACTION_TIMEOUT = 4  # [ZEROMQ] action_timeout: deploy and terminate requests
 
 
 class Cell:
     def __init__(self, a: MoteyNode, b: MoteyNode, peer: OriginalPeer) -> None:
         self.a, self.b, self.peer = a, b, peer
+        self.broker: Mosquitto | None = None
+        self.ctx: zmq.Context | None = None
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,7 @@ def cell(
                 name=f"orig-cell-{name}",
                 mqtt=(broker.ip, broker.port),
                 capabilities=caps,
-                extra=OPEN,
+                extra={**OPEN, "ZEROMQ": {"action_timeout": ACTION_TIMEOUT}},
             )
             nodes.append(node)
             node.start()
@@ -61,7 +64,9 @@ def cell(
             others = {n.ip for n in nodes if n is not node} | {peer.ip}
             wait_nodes(node, lambda seen, o=others: o <= set(seen), what=f"{node.name} sees all")
         wait_for(lambda: {n.ip for n in nodes} <= set(peer.nodes), what="the peer sees both")
-        yield Cell(nodes[0], nodes[1], peer)
+        cell = Cell(nodes[0], nodes[1], peer)
+        cell.broker, cell.ctx = broker, ctx
+        yield cell
     finally:
         if peer is not None:
             peer.leave()
@@ -179,3 +184,38 @@ def test_the_original_sample_blueprint_with_detach(
     assert refused.status_code == 400 and "detach" in refused.json()["message"]
     assert a.delete(f"/v1/service/{service['id']}").status_code == 202
     a.wait_service_state(service["id"], "TERMINATED")
+
+
+def test_an_original_whose_terminate_replier_dies_is_not_called_terminated(cell: Cell) -> None:
+    """As its code reads, the original's terminate replier fails like its status one:
+    the container stays, and the service says so instead of claiming TERMINATED."""
+    a = cell.a
+    assert cell.broker is not None and cell.ctx is not None
+    rows = [{"capability": "dying_plc", "type": "hardware"}]
+    peer = OriginalPeer(
+        cell.ctx, next_loopback(), rows, (cell.broker.ip, cell.broker.port), terminate_dies=True
+    )
+    try:
+        wait_nodes(a, lambda seen: peer.ip in seen, what="second original peer registered")
+        created = a.post_yaml(blueprint("dying_plc"))
+        assert created.status_code == 201, created.text
+        service_id = created.json()["id"]
+        running = a.wait_service_state(service_id, "RUNNING", timeout=30)
+        assert running["images"][0]["node"] == peer.ip
+        assert a.delete(f"/v1/service/{service_id}").status_code == 202
+
+        def failure_recorded() -> bool:
+            history = a.service(service_id)["history"]
+            return any(
+                h["state"] == "ERROR" and "did not answer the terminate" in h["message"]
+                for h in history
+            )
+
+        wait_for(failure_recorded, timeout=ACTION_TIMEOUT + 20, what="termination failure")
+        # the container still runs there, so the service is not called TERMINATED
+        assert a.service(service_id)["state"] != "TERMINATED"
+        assert set(peer.deployed) == {running["images"][0]["instance_id"]}
+    finally:
+        peer.leave()
+        peer.close()
+    wait_nodes(a, lambda seen: peer.ip not in seen, what="second original peer removed")
