@@ -102,3 +102,7 @@ def test_a_name_with_a_space_works_over_rest_and_in_a_blueprint(node: MoteyNode)
     assert refused.status_code == 400 and "capabilities[0]" in refused.json()["message"]
     assert node.request("DELETE", "/v1/capabilities", json=entry).status_code == 201
     assert "test capability" not in names(node)
+    doubled = [{"capability": "test  capability", "capability_type": "person"}]
+    refused = node.request("PUT", "/v1/capabilities", json=doubled)
+    assert refused.status_code == 400
+    assert "'test  capability' is not a capability name" in refused.json()["message"]

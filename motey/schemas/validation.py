@@ -7,6 +7,10 @@ from typing import Any
 import jsonschema
 
 from motey.errors import ValidationError
+from motey.schemas.capability import CAPABILITY_NAME_PATTERN, CAPABILITY_NAME_RULE
+
+#: Patterns whose failure is explained in words rather than by printing the regex.
+_PATTERN_RULES = {CAPABILITY_NAME_PATTERN: f"is not a capability name ({CAPABILITY_NAME_RULE})"}
 
 
 def field_path(path: Any) -> str:
@@ -36,4 +40,7 @@ def validate(instance: Any, schema: dict[str, Any], what: str) -> None:
         if missing:
             prefix = "" if path == "(document)" else f"{path}."
             path = f"{prefix}{missing[0]}"
-    raise ValidationError(f"invalid {what}: {path}: {chosen.message}", field=path)
+    message = chosen.message
+    if chosen.validator == "pattern" and chosen.validator_value in _PATTERN_RULES:
+        message = f"{chosen.instance!r} {_PATTERN_RULES[chosen.validator_value]}"
+    raise ValidationError(f"invalid {what}: {path}: {message}", field=path)
