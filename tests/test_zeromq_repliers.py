@@ -67,7 +67,9 @@ def original_image(image_id: str, capabilities: Any = None) -> bytes:
 
 @pytest.fixture
 def peer(node_factory: Any) -> MoteyNode:
-    return node_factory(capabilities=["zigbee", "arch_test=x1"])
+    return node_factory(
+        capabilities=["zigbee", "arch_test=x1"], extra={"SECURITY": {"mode": "open"}}
+    )
 
 
 def test_capability_replier_speaks_both_formats(ctx: zmq.Context, peer: MoteyNode) -> None:
