@@ -199,7 +199,10 @@ class _EventFeed:
         self._thread.start()
         # Subscribe before the request, so no change is missed; a node without the
         # stream (an original one, or all streams busy) is polled instead.
-        if not self.ok.wait(3.0):
+        deadline = time.monotonic() + 3.0
+        while not (self.ok.is_set() or self.failed.is_set()) and time.monotonic() < deadline:
+            self.ok.wait(0.02)
+        if not self.ok.is_set():
             self.failed.set()
 
     def _run(self, client: NodeClient) -> None:

@@ -129,9 +129,13 @@ class StreamService:
         if not follow:
             chunk = self._logs.read(service_id, image_id, tail)
             return _render(chunk), chunk.truncated
-        source = self._logs.follow(service_id, image_id, tail, self._gate.stopping)
-        first = next(source)  # the first read happens now, so its errors are answers
         release = self._gate.acquire()
+        source = self._logs.follow(service_id, image_id, tail, self._gate.stopping)
+        try:
+            first = next(source)  # the first read happens now, so its errors are answers
+        except BaseException:
+            release()
+            raise
 
         def chunks() -> Iterator[LogChunk]:
             yield first
