@@ -172,6 +172,10 @@ def test_logs_and_follow(
     assert node.cli("logs", name).stdout.splitlines() == [f"line-{i}" for i in range(1, 6)]
     assert node.cli("logs", name, "--tail", "2").stdout.splitlines() == ["line-4", "line-5"]
     assert node.cli("logs", name, image_id[:8], "--tail", "1").stdout == "line-5\n"
+    as_json = json.loads(node.cli("logs", name, "--tail", "2", "-o", "json").stdout)
+    assert as_json == [
+        {"image": image_id, "name": TEST_IMAGE, "truncated": False, "lines": ["line-4", "line-5"]}
+    ]
 
     with subprocess.Popen(
         [sys.executable, "-m", "motey", "logs", name, "--follow", "--tail", "1"],

@@ -442,13 +442,27 @@ def cmd_logs(client: NodeClient, args: argparse.Namespace) -> int:
         for line in client.stream_lines(path, timeout=24 * 3600):
             print(line, flush=True)
         return 0
+    collected = []
     for image in chosen:
         path = f"/v1/service/{service['id']}/images/{image['id']}/logs{query}"
-        text = client.request("GET", path).body.decode("utf-8", errors="replace")
-        prefix = f"{_image_label(image)} | " if len(chosen) > 1 else ""
+        reply = client.request("GET", path)
+        text = reply.body.decode("utf-8", errors="replace")
+        truncated = reply.headers.get("X-Motey-Truncated") == "1"
+        collected.append(
+            {
+                "image": image["id"],
+                "name": _image_label(image),
+                "truncated": truncated,
+                "lines": text.splitlines(),
+            }
+        )
         if args.output == "json":
-            _dump({"image": image["id"], "lines": text.splitlines()})
             continue
+        prefix = f"{_image_label(image)} | " if len(chosen) > 1 else ""
+        if truncated:
+            print(f"{prefix}[motey: older lines left out]", file=sys.stderr)
         for line in text.splitlines():
             print(prefix + line)
+    if args.output == "json":
+        _dump(collected)
     return 0
