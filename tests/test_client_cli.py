@@ -62,13 +62,20 @@ def test_deploy_wait_to_running_then_inspect_and_terminate(node: MoteyNode, tmp_
 def test_deploy_wait_to_error_exits_non_zero_with_the_reason(
     node: MoteyNode, tmp_path: Path
 ) -> None:
-    path = _blueprint(tmp_path, unique_name("fail"), "echo dying; exit 3")
+    # A command the image does not have: Docker cannot start it, so the service never runs
+    # (a container that exits at once may be seen RUNNING for a moment first).
+    path = tmp_path / "fail.yaml"
+    path.write_text(
+        f"service_name: {unique_name('fail')}\nimages:\n  - name: {TEST_IMAGE}\n"
+        "    parameters: {command: [/no/such/program]}\n"
+    )
     result = node.cli("deploy", str(path), "--wait", "--timeout", "60", "-o", "json")
     assert result.returncode == 1, (result.stdout, result.stderr)
     service = json.loads(result.stdout)
     assert service["state"] == "ERROR"
-    assert "exited with code 3" in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("motey: error: service ")
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"motey: error: service {service['service_name']} is ERROR: ")
+    assert "/no/such/program" in last  # Docker's reason, passed on
 
 
 def test_deploy_without_wait_and_with_a_timeout(node: MoteyNode, tmp_path: Path) -> None:
