@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from motey import __version__
+from motey.client import commands as client_commands
 from motey.config import default_config_path, load_config
 from motey.errors import ConfigError, MoteyError
 
@@ -33,6 +34,10 @@ commands:
   stop      stop the daemon and wait until it is gone
   restart   stop, then start the daemon
   status    tell whether the daemon runs (exit 0) or not (exit 3)
+
+client commands (talk to a node's REST API: --node URL or $MOTEY_ADDR, --token or
+$MOTEY_TOKEN, $MOTEY_CACERT for a secure cell; `motey COMMAND --help` has examples):
+  deploy, services, service, terminate, nodes, capabilities, logs
 
 The configuration file defaults to $MOTEY_CONFIG or the config.ini beside the package;
 any key can be overridden by MOTEY_<SECTION>_<KEY> environment variables.
@@ -73,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                 default=30.0,
                 help="seconds to wait for the daemon to exit (default: 30)",
             )
+    client_commands.register(sub)
     return parser
 
 
@@ -182,6 +188,8 @@ def status_daemon(config: dict[str, Any]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "client"):
+        return client_commands.run(args)
     config_path = _config_path(args)
     try:
         config = load_config(config_path)

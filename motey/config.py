@@ -34,6 +34,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "cors_origins": "*",
         "threads": "8",
         "webclient_path": "",
+        "max_streams": "4",
+        "follow_limit": "3600",
     },
     "MQTT": {
         "ip": "",
@@ -52,6 +54,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "deploy_image_replier": "5092",
         "image_status_replier": "5093",
         "image_terminate_replier": "5094",
+        "image_logs_replier": "5095",
+        "services_replier": "5096",
         "request_timeout": "3",
         "action_timeout": "60",
     },
@@ -93,6 +97,9 @@ _INT_KEYS = {
     ("ZEROMQ", "deploy_image_replier"),
     ("ZEROMQ", "image_status_replier"),
     ("ZEROMQ", "image_terminate_replier"),
+    ("ZEROMQ", "image_logs_replier"),
+    ("ZEROMQ", "services_replier"),
+    ("WEBSERVER", "max_streams"),
     ("DOCKER", "timeout"),
     ("DOCKER", "stop_timeout"),
     ("ORCHESTRATOR", "workers"),
@@ -101,6 +108,7 @@ _FLOAT_KEYS = {
     ("NODE", "device_poll_interval"),
     ("ZEROMQ", "request_timeout"),
     ("ZEROMQ", "action_timeout"),
+    ("WEBSERVER", "follow_limit"),
     ("MQTT", "presence_interval"),
     ("ORCHESTRATOR", "watch_interval"),
     ("ORCHESTRATOR", "placement_timeout"),
@@ -113,6 +121,8 @@ _PORT_KEYS = {
     ("ZEROMQ", "deploy_image_replier"),
     ("ZEROMQ", "image_status_replier"),
     ("ZEROMQ", "image_terminate_replier"),
+    ("ZEROMQ", "image_logs_replier"),
+    ("ZEROMQ", "services_replier"),
 }
 
 

@@ -71,6 +71,12 @@ class NodeNotOperational(MoteyError):
     http_status = 503
 
 
+class Busy(MoteyError):
+    """A bounded resource (open streams) is used up; the caller may retry later."""
+
+    http_status = 503
+
+
 class EngineError(MoteyError):
     """A virtualization engine failed to carry out an operation."""
 

@@ -210,6 +210,27 @@ class MoteyNode:
     def put_json(self, path: str, body: Any, **kw: Any) -> requests.Response:
         return self.request("PUT", path, json=body, **kw)
 
+    def client_env(self) -> dict[str, str]:
+        """The environment for ``motey`` client commands aimed at this node: like
+        :meth:`request`, the one place that says how to reach it (address, token, CA)."""
+        env = dict(os.environ)
+        env.pop("MOTEY_CONFIG", None)
+        env["MOTEY_ADDR"] = self.url
+        return env
+
+    def cli(
+        self, *args: str, timeout: float = 60, **kw: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``motey ARGS`` (a client command) against this node."""
+        return subprocess.run(
+            [sys.executable, "-m", "motey", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.client_env(),
+            **kw,
+        )
+
     def service(self, service_id: str) -> dict[str, Any]:
         r = self.get(f"/v1/service/{service_id}")
         r.raise_for_status()

@@ -462,3 +462,43 @@ def test_page_from_another_origin_talks_to_any_node(
     services = [s for s in node.get("/v1/service").json() if s["service_name"] == name]
     assert len(services) == 1 and services[0]["state"] == "RUNNING", services
     assert_png(screenshots / "settings.png")
+
+
+def test_live_updates_logs_and_cell_switch(
+    browser_deps: None, node_factory: Any, docker_client: docker.DockerClient, screenshots: Path
+) -> None:
+    """With polling at a minute, changes still show at once: they come over /v1/events."""
+    node: MoteyNode = node_factory()
+    created: dict[str, Any] = {}
+
+    def deploy() -> dict[str, Any]:
+        name = unique_name("live")
+        response = node.post_yaml(
+            f"""
+            service_name: {name}
+            images:
+              - name: {TEST_IMAGE}
+                parameters:
+                  command: ["sh", "-c", "echo hello-from-the-container; sleep 600"]
+            """
+        )
+        assert response.status_code == 201, response.text
+        created.update(response.json())
+        return {"name": name, "id": created["id"]}
+
+    def print_line() -> None:
+        image_id = created["images"][0]["id"]
+        labels = {"label": f"motey.image_id={image_id}"}
+        container = docker_client.containers.list(filters=labels)[0]
+        container.exec_run(["sh", "-c", "echo printed-while-following > /proc/1/fd/1"])
+
+    def terminate() -> None:
+        assert node.delete(f"/v1/service/{created['id']}").status_code == 202
+
+    lines = run_browser(
+        "live",
+        {"url": f"{node.url}/?poll=60000", "screenshots": str(screenshots), "nodeName": node.name},
+        {"deploy": deploy, "print-line": print_line, "terminate": terminate},
+    )
+    assert any("followed log line arrived" in line for line in lines)
+    assert_png(screenshots / "services-live-logs.png")

@@ -51,9 +51,8 @@ def executor(tmp_path: Path) -> Iterator[ImageExecutor]:
 
 
 def ports(ip: str) -> dict[str, int]:
-    """Four distinct free ports (probe sockets stay open until all four are chosen)."""
-    keys = ("capabilities_replier", "deploy_image_replier")
-    keys += ("image_status_replier", "image_terminate_replier")
+    """One distinct free port per request kind (probes stay open until all are chosen)."""
+    keys = tuple(kind.value for kind in RequestKind)
     probes = [socket.socket() for _ in keys]
     try:
         for probe in probes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import logbook
 from cheroot import wsgi
@@ -16,8 +17,11 @@ log = logbook.Logger(__name__)
 class APIServer:
     """Serves the Flask app on ``ip:port`` until :meth:`stop`."""
 
-    def __init__(self, app: Flask, ip: str, port: int, threads: int = 8) -> None:
+    def __init__(
+        self, app: Flask, ip: str, port: int, threads: int = 8, streams: Any = None
+    ) -> None:
         self._app = app
+        self._streams = streams  # StreamGate: open streams end before the workers are joined
         self.ip = ip
         self.port = port
         self._threads = max(2, threads)
@@ -28,6 +32,8 @@ class APIServer:
         """Bind (failing at once if the port is taken) and serve in a thread."""
         if self._server is not None:
             return
+        if self._streams is not None:
+            self._streams.start()
         server = wsgi.Server((self.ip, self.port), self._app, numthreads=self._threads)
         server.shutdown_timeout = 2
         try:
@@ -43,6 +49,8 @@ class APIServer:
         """Stop accepting, finish running requests, join the thread; idempotent."""
         if self._server is None:
             return
+        if self._streams is not None:
+            self._streams.close()
         self._server.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)

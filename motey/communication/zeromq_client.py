@@ -20,7 +20,7 @@ from motey.communication.protocol.node_requests import RequestKind
 from motey.errors import CommunicationError, MoteyError
 from motey.models.image import Image
 from motey.models.node import DEFAULT_PORTS, Node
-from motey.val.plugin import InstanceStatus
+from motey.val.plugin import InstanceStatus, LogChunk
 
 log = logbook.Logger(__name__)
 
@@ -131,6 +131,25 @@ class ZeroMQNodeClient:
             self._action_timeout,
         )
         return self._decode(node, RequestKind.TERMINATE, proto.decode_terminate_reply, raw)
+
+    def image_logs(
+        self, node: Node, image: Image, tail: int | None, since: float | None
+    ) -> LogChunk:
+        """The output of ``image`` on ``node``; an original node does not answer."""
+        raw = self._request(
+            node,
+            RequestKind.LOGS,
+            proto.encode_logs_request(image, tail, since),
+            self._request_timeout,
+        )
+        return self._decode(node, RequestKind.LOGS, proto.decode_logs_reply, raw)
+
+    def list_services(self, node: Node) -> dict[str, Any]:
+        """The services ``node`` owns; an original node does not answer."""
+        raw = self._request(
+            node, RequestKind.SERVICES, proto.encode_services_request(), self._request_timeout
+        )
+        return self._decode(node, RequestKind.SERVICES, proto.decode_services_reply, raw)
 
     # -- plumbing --------------------------------------------------------------------
     def _silent_since(self, endpoint: str) -> float | None:

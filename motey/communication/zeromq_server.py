@@ -1,4 +1,4 @@
-"""The node-to-node repliers: four ZeroMQ REP sockets that peers send requests to.
+"""The node-to-node repliers: one ZeroMQ REP socket per request kind that peers send requests to.
 
 Each kind has its own socket and thread (as in the original), so a slow deployment never
 delays a status request. A loop only moves bytes; :class:`NodeRequestHandler` decodes,
@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import logbook
 import zmq
@@ -31,8 +32,13 @@ BIND_RETRY = 1.0
 class NodeRequestHandler:
     """What this node answers to each request kind; never raises."""
 
-    def __init__(self, executor: ImageExecutor) -> None:
+    def __init__(
+        self,
+        executor: ImageExecutor,
+        owned_services: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self._executor = executor
+        self._owned_services = owned_services
 
     def handler(self, kind: RequestKind) -> Handler:
         """The function that answers requests of ``kind``."""
@@ -41,6 +47,8 @@ class NodeRequestHandler:
             RequestKind.DEPLOY: self._deploy,
             RequestKind.STATUS: self._status,
             RequestKind.TERMINATE: self._terminate,
+            RequestKind.LOGS: self._logs,
+            RequestKind.SERVICES: self._services,
         }[kind]
 
         def answer(raw: bytes) -> bytes:
@@ -74,6 +82,17 @@ class NodeRequestHandler:
         ref = proto.decode_image_ref(raw)
         log.info("peer asks to terminate image {}", ref.id)
         return proto.encode_terminate_reply(ref, self._executor.terminate(ref.as_image()))
+
+
+    def _logs(self, raw: bytes) -> bytes:
+        request = proto.decode_logs_request(raw)
+        chunk = self._executor.logs(request.ref.as_image(), tail=request.tail, since=request.since)
+        return proto.encode_logs_reply(chunk)
+
+    def _services(self, raw: bytes) -> bytes:
+        proto.decode_services_request(raw)
+        owned = self._owned_services() if self._owned_services is not None else []
+        return proto.encode_services_reply(self._executor.describe(), owned)
 
 
 class ZeroMQServer:

@@ -10,6 +10,7 @@ from dependency_injector import containers, providers
 from motey.capabilityengine.capability_engine import CapabilityEngine
 from motey.capabilityengine.detectors import CapabilityDetector
 from motey.communication.api.app import create_app
+from motey.communication.api.streams import StreamGate, StreamService
 from motey.communication.api_server import APIServer
 from motey.communication.communication_manager import CommunicationManager
 from motey.communication.ipc_subscriber import IPCCapabilitySubscriber
@@ -18,12 +19,15 @@ from motey.communication.zeromq_client import ZeroMQNodeClient
 from motey.communication.zeromq_context import zeromq_context
 from motey.communication.zeromq_server import NodeRequestHandler, ZeroMQServer
 from motey.core import Core
+from motey.events import EventBus
 from motey.logging_setup import setup_logging
 from motey.node.identity import NodeIdentity, load_or_create_node_id
 from motey.node.status import NodeStatusMonitor
+from motey.orchestrator.cell import CellView
 from motey.orchestrator.cluster import ClusterGateway
 from motey.orchestrator.executor import ImageExecutor
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
+from motey.orchestrator.logs import LogReader
 from motey.orchestrator.placement import Placement
 from motey.repositories.base import Database
 from motey.repositories.capability_repository import CapabilityRepository
@@ -50,7 +54,14 @@ def _ports(config: dict[str, Any]) -> dict[str, int]:
         "deploy_image_replier": zmq["deploy_image_replier"],
         "image_status_replier": zmq["image_status_replier"],
         "image_terminate_replier": zmq["image_terminate_replier"],
+        "image_logs_replier": zmq["image_logs_replier"],
+        "services_replier": zmq["services_replier"],
     }
+
+
+def _owned_services(services: ServiceRepository) -> Any:
+    """What a peer's services request is answered with: this node's services as dicts."""
+    return lambda: [s.to_dict() for s in services.all()]
 
 
 def _plugin_dirs(value: str) -> list[str]:
@@ -149,6 +160,28 @@ class ApplicationContainer(containers.DeclarativeContainer):
         subscribe_capabilities=capability_engine.provided.subscribe,
     )
 
+    # -- operator views: events, logs, the cell's services ---------------------------
+    event_bus = providers.Singleton(
+        EventBus,
+        max_subscribers=64,
+        services=service_repository,
+        nodes=node_repository,
+        capabilities=capability_engine,
+        identity=identity,
+    )
+    stream_gate = providers.Singleton(StreamGate, max_streams=config.WEBSERVER.max_streams)
+    log_reader = providers.Singleton(LogReader, service_repository, gateway)
+    streams = providers.Singleton(
+        StreamService,
+        gate=stream_gate,
+        bus=event_bus,
+        logs=log_reader,
+        max_follow_seconds=config.WEBSERVER.follow_limit,
+    )
+    cell_view = providers.Singleton(
+        CellView, service_repository, gateway, node_repository, identity
+    )
+
     # -- communication -------------------------------------------------------------
     flask_app = providers.Singleton(
         create_app,
@@ -159,6 +192,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
         identity=identity,
         cors_origins=config.WEBSERVER.cors_origins,
         webclient_path=config.WEBSERVER.webclient_path,
+        cell=cell_view,
+        streams=streams,
     )
     api_server = providers.Singleton(
         APIServer,
@@ -166,11 +201,16 @@ class ApplicationContainer(containers.DeclarativeContainer):
         ip=config.WEBSERVER.ip,
         port=config.WEBSERVER.port,
         threads=config.WEBSERVER.threads,
+        streams=stream_gate,
     )
     zeromq_server = providers.Singleton(
         ZeroMQServer,
         context=zmq_context,
-        handler=providers.Singleton(NodeRequestHandler, image_executor),
+        handler=providers.Singleton(
+            NodeRequestHandler,
+            image_executor,
+            providers.Callable(_owned_services, service_repository),
+        ),
         ip=config.NODE.ip,
         ports=providers.Callable(_ports, full_config),
     )
@@ -199,6 +239,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         Core,
         identity=identity,
         components=providers.List(
+            event_bus,
             val_manager,
             capability_engine,
             capability_detector,

@@ -31,6 +31,8 @@ DEFAULT_PORTS: dict[str, int] = {
     "deploy_image_replier": 5092,
     "image_status_replier": 5093,
     "image_terminate_replier": 5094,
+    "image_logs_replier": 5095,
+    "services_replier": 5096,
 }
 
 

@@ -14,7 +14,7 @@ from motey.models.node import Node, NodeLifecycle, NodeReachability
 from motey.node.identity import NodeIdentity
 from motey.orchestrator.executor import ImageExecutor
 from motey.repositories.node_repository import NodeRepository
-from motey.val.plugin import InstanceStatus
+from motey.val.plugin import InstanceStatus, LogChunk
 
 
 class RemoteNodeClient(Protocol):
@@ -27,6 +27,12 @@ class RemoteNodeClient(Protocol):
     def image_status(self, node: Node, image: Image) -> InstanceStatus: ...
 
     def terminate_image(self, node: Node, image: Image) -> bool: ...
+
+    def image_logs(
+        self, node: Node, image: Image, tail: int | None, since: float | None
+    ) -> LogChunk: ...
+
+    def list_services(self, node: Node) -> dict[str, Any]: ...
 
 
 class ClusterGateway:
@@ -129,6 +135,16 @@ class ClusterGateway:
         if self.is_local(node):
             return self._executor.terminate(image)
         return self._require_remote().terminate_image(node, image)
+
+    def logs(self, image: Image, tail: int | None = None, since: float | None = None) -> LogChunk:
+        node = self.node_for(image)
+        if self.is_local(node):
+            return self._executor.logs(image, tail=tail, since=since)
+        return self._require_remote().image_logs(node, image, tail, since)
+
+    def list_services(self, node: Node) -> dict[str, Any]:
+        """The services ``node`` owns (its ``/v1/service``, asked node to node)."""
+        return self._require_remote().list_services(node)
 
     def _require_remote(self) -> RemoteNodeClient:
         if self._remote is None:

@@ -13,7 +13,7 @@ from motey.errors import UnprocessableError
 from motey.models.image import Image
 from motey.node.identity import NodeIdentity
 from motey.val.manager import VALManager
-from motey.val.plugin import InstanceStatus
+from motey.val.plugin import InstanceStatus, LogChunk
 
 log = logbook.Logger(__name__)
 
@@ -79,6 +79,9 @@ class ImageExecutor:
 
     def terminate(self, image: Image) -> bool:
         return self._val.terminate(image)
+
+    def logs(self, image: Image, tail: int | None = None, since: float | None = None) -> LogChunk:
+        return self._val.logs(image, tail=tail, since=since)
 
     def ensure_image(self, image: Image) -> None:
         self._val.ensure_image(image)

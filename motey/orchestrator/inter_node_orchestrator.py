@@ -24,6 +24,7 @@ from motey.models.service import Service, ServiceState, service_state_from_image
 from motey.node.identity import NodeIdentity
 from motey.orchestrator.blueprint import load_blueprint, service_from_blueprint
 from motey.orchestrator.cluster import ClusterGateway
+from motey.orchestrator.compose import compose_to_blueprint
 from motey.orchestrator.placement import Placement, PlacementError
 from motey.orchestrator.relocation import pending_moves
 from motey.repositories.service_repository import ServiceRepository
@@ -112,7 +113,13 @@ class InterNodeOrchestrator:
         return service
 
     # -- commands ------------------------------------------------------------------
-    def submit_blueprint(self, text: str) -> Service:
+    def submit_compose(self, text: str, name: str | None = None) -> Service:
+        """A Compose file instead of a blueprint (see :mod:`motey.orchestrator.compose`)."""
+        return self.submit_blueprint(text, loader=lambda t: compose_to_blueprint(t, name))
+
+    def submit_blueprint(
+        self, text: str, loader: Callable[[str], dict[str, Any]] = load_blueprint
+    ) -> Service:
         """Validate a YAML blueprint, store the service and start deploying it.
 
         Anything that makes the blueprint unusable (syntax, schema, engine, parameters,
@@ -120,7 +127,7 @@ class InterNodeOrchestrator:
         is stored.
         """
         self._identity.require_operational()
-        data = load_blueprint(text)
+        data = loader(text)
         service = service_from_blueprint(data, owner_id=self._identity.id)
         local_caps = self._gateway.describe(self._gateway.local_node())["capabilities"]
         for index, image in enumerate(service.images):

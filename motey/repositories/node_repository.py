@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from tinydb import Query
 
 from motey.models.node import Node
@@ -13,11 +16,18 @@ class NodeRepository:
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Be called with the stored entry after every upsert (the event bus)."""
+        self._listeners.append(listener)
 
     def upsert(self, node: Node) -> None:
         """Insert or replace the node with this IP address."""
         doc = node.to_dict()
         self._db.run(lambda db: db.table("nodes").upsert(doc, Query().ip == node.ip))
+        for listener in list(self._listeners):
+            listener(doc)
 
     def get(self, ip: str) -> Node | None:
         """The node with this IP address, or ``None``."""

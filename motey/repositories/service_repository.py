@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from tinydb import Query
 
 from motey.models.service import Service
@@ -13,6 +16,18 @@ class ServiceRepository:
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._listeners: list[Callable[[dict[str, Any] | str], None]] = []
+
+    def subscribe(self, listener: Callable[[dict[str, Any] | str], None]) -> None:
+        """Be called after every write: with the stored service, or its id when removed.
+
+        Listeners run outside the database lock on the writer's thread (the event bus).
+        """
+        self._listeners.append(listener)
+
+    def _notify(self, change: dict[str, Any] | str) -> None:
+        for listener in list(self._listeners):
+            listener(change)
 
     def add(self, service: Service) -> None:
         """Store a new service (or replace one with the same id)."""
@@ -22,6 +37,7 @@ class ServiceRepository:
         """Insert or replace the service with this id."""
         doc = service.to_dict()
         self._db.run(lambda db: db.table("services").upsert(doc, Query().id == service.id))
+        self._notify(doc)
 
     def get(self, service_id: str) -> Service | None:
         """The service with this id, or ``None``."""
@@ -42,4 +58,6 @@ class ServiceRepository:
     def remove(self, service_id: str) -> bool:
         """Forget a service; ``True`` when one was removed."""
         removed = self._db.run(lambda db: db.table("services").remove(Query().id == service_id))
+        if removed:
+            self._notify(service_id)
         return bool(removed)

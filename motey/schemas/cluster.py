@@ -138,3 +138,63 @@ STATUS_REPLY_SCHEMA: dict[str, Any] = {
         "instance_id": {"type": ["string", "null"], "maxLength": 256},
     },
 }
+
+#: A request for an image's output (version 2 only; the original has no such request).
+LOGS_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["version", "id"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {"type": "integer", "minimum": 2},
+        "id": {"type": "string", "pattern": IMAGE_ID_PATTERN},
+        "engine": {"type": ["string", "null"], "minLength": 1, "maxLength": 64},
+        "tail": {"type": ["integer", "null"], "minimum": 0},
+        "since": {"type": ["number", "null"], "minimum": 0},
+    },
+}
+
+#: The reply to a logs request.
+LOGS_REPLY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["lines"],
+    "properties": {
+        "version": {"type": "integer"},
+        "lines": {"type": "array", "items": {"type": "string"}},
+        "next_since": {"type": ["number", "null"]},
+        "truncated": {"type": "boolean"},
+    },
+}
+
+#: A request for the services a node owns (version 2 only).
+SERVICES_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["version"],
+    "additionalProperties": False,
+    "properties": {"version": {"type": "integer", "minimum": 2}},
+}
+
+#: The reply: who answers and the services it owns (each as on REST, without history).
+SERVICES_REPLY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["services"],
+    "properties": {
+        "version": {"type": "integer"},
+        "node_id": {"type": ["string", "null"], "pattern": NODE_ID_PATTERN},
+        "name": {"type": ["string", "null"], "maxLength": 255},
+        "ip": {"type": ["string", "null"], "maxLength": 64},
+        "truncated": {"type": "boolean"},
+        "services": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "service_name", "state", "images"],
+                "properties": {
+                    "id": {"type": "string", "maxLength": 128},
+                    "service_name": {"type": "string", "maxLength": 255},
+                    "state": {"type": "string", "maxLength": 32},
+                    "images": {"type": "array"},
+                },
+            },
+        },
+    },
+}

@@ -16,6 +16,7 @@ from motey.val.plugin import (
     LABEL_SERVICE_ID,
     InstanceInfo,
     InstanceStatus,
+    LogChunk,
     VALPlugin,
 )
 
@@ -120,6 +121,10 @@ class VALManager:
     def terminate(self, image: Image) -> bool:
         """Stop and remove an image's instance; idempotent."""
         return self.plugin(image.engine).terminate(image.id)
+
+    def logs(self, image: Image, tail: int | None = None, since: float | None = None) -> LogChunk:
+        """An image's output on this node (see :meth:`VALPlugin.logs`)."""
+        return self.plugin(image.engine).logs(image.id, tail=tail, since=since)
 
     def list_instances(self) -> dict[str, list[InstanceInfo]]:
         """Every instance this node started, by engine."""

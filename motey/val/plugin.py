@@ -11,6 +11,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any
 
+from motey.errors import UnprocessableError
 from motey.models.image import Image, ImageState
 
 LABEL_NODE_ID = "motey.node_id"
@@ -32,6 +33,25 @@ class InstanceStatus:
     exists: bool = True
     instance_id: str | None = None
     known: bool = True
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Output of an instance: the newest lines (oldest first) and where to go on from.
+
+    ``next_since`` is the engine timestamp (seconds) just after the last line, to ask
+    for what follows; ``truncated`` says older lines were left out to stay in the limits.
+    """
+
+    lines: list[str] = field(default_factory=list)
+    next_since: float | None = None
+    truncated: bool = False
+
+
+#: Most lines one log request returns.
+MAX_LOG_LINES = 10000
+#: Most bytes of output one log request returns (the newest are kept).
+MAX_LOG_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,3 +118,12 @@ class VALPlugin(abc.ABC):
     @abc.abstractmethod
     def list_instances(self) -> list[InstanceInfo]:
         """Every instance this node (``node_id``) started on the engine."""
+
+    def logs(self, image_id: str, tail: int | None = None, since: float | None = None) -> LogChunk:
+        """The instance's output: the last ``tail`` lines (all when ``None``), only those
+        at or after ``since`` (engine time, seconds) when given, within
+        :data:`MAX_LOG_LINES` and :data:`MAX_LOG_BYTES`.
+
+        Optional: an engine without logs keeps this default, which says so.
+        """
+        raise UnprocessableError(f"engine {self.name!r} cannot show an instance's output")

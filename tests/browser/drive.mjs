@@ -369,6 +369,35 @@ scenarios.cross_origin = async (page) => {
 
 // ------------------------------------------------------------------ main
 
+// Live page: state changes arrive over GET /v1/events (polling is set to a minute, so
+// only the stream can explain them), an image's logs follow live, the cell switch.
+scenarios.live = async (page) => {
+  await page.goto(config.url + '#/services');
+  await waitConnected(page);
+  await page.locator(tid('live')).waitFor();
+  const service = await ask('deploy');
+  const card = serviceCard(page, service.name);
+  await card.locator(`${tid('service-state')}[data-state="RUNNING"]`).waitFor({ timeout: 20000 });
+  log('service appeared and reached RUNNING without a reload');
+
+  await card.locator(tid('logs-toggle')).first().click();
+  const output = card.locator(tid('log-output'));
+  await output.filter({ hasText: 'hello-from-the-container' }).waitFor();
+  await ask('print-line');
+  await output.filter({ hasText: 'printed-while-following' }).waitFor();
+  log('followed log line arrived');
+  await shot(page, 'services-live-logs.png');
+
+  await page.locator(tid('cell-scope')).check();
+  await card.locator(tid('service-owner')).filter({ hasText: config.nodeName }).waitFor();
+  await page.locator(tid('cell-scope')).uncheck();
+  await card.locator(tid('service-owner')).waitFor({ state: 'detached' });
+
+  await ask('terminate');
+  await card.locator(`${tid('service-state')}[data-state="TERMINATED"]`).waitFor({ timeout: 20000 });
+  log('termination appeared without a reload');
+};
+
 async function main() {
   const scenario = scenarios[scenarioName];
   if (!scenario) throw new Error(`unknown scenario ${scenarioName}; known: ${Object.keys(scenarios)}`);

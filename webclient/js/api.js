@@ -88,9 +88,9 @@
   Client.prototype.get = function (path) {
     return this.request('GET', path).then(function (r) { return r.data; });
   };
-  Client.prototype.deploy = function (yamlText) {
+  Client.prototype.deploy = function (yamlText, contentType) {
     return this.request('POST', '/v1/service', {
-      body: yamlText, contentType: 'application/x-yaml', timeoutMs: 60000
+      body: yamlText, contentType: contentType || 'application/x-yaml', timeoutMs: 60000
     });
   };
   Client.prototype.terminate = function (serviceId) {
@@ -102,6 +102,64 @@
   };
   Client.prototype.removeCapabilities = function (entries) {
     return this.request('DELETE', '/v1/capabilities', { body: JSON.stringify(entries) });
+  };
+
+  /*
+   * A streaming GET (followed logs, the event stream): onText gets each piece of text as
+   * it arrives, onEnd(error or null) once it ends. fetch, not EventSource, so the request
+   * carries the same headers as every other one. Returns { close() }.
+   */
+  Client.prototype.stream = function (path, onText, onEnd) {
+    var controller = new AbortController();
+    var closed = false;
+    var url = this.base + path;
+    fetch(url, { cache: 'no-store', signal: controller.signal, headers: {} }).then(function (response) {
+      if (!response.ok) {
+        return response.text().then(function (text) {
+          var body = {};
+          try { body = JSON.parse(text); } catch (e) { /* not JSON */ }
+          throw new ApiError(body.message || ('HTTP ' + response.status + ' from ' + url),
+            { kind: 'http', status: response.status });
+        });
+      }
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      function pump() {
+        return reader.read().then(function (part) {
+          if (part.done) return null;
+          onText(decoder.decode(part.value, { stream: true }));
+          return pump();
+        });
+      }
+      return pump();
+    }).then(function () {
+      if (!closed && onEnd) onEnd(null);
+    }, function (err) {
+      if (!closed && onEnd) onEnd(err);
+    });
+    return { close: function () { closed = true; controller.abort(); } };
+  };
+
+  /* Server-Sent Events of /v1/events: onEvent(kind, data) for each; returns { close() }. */
+  Client.prototype.events = function (onEvent, onOpen, onEnd) {
+    var buffer = '';
+    var opened = false;
+    return this.stream('/v1/events', function (text) {
+      if (!opened) { opened = true; if (onOpen) onOpen(); }
+      buffer += text;
+      var blocks = buffer.split('\n\n');
+      buffer = blocks.pop();
+      blocks.forEach(function (block) {
+        var kind = 'message';
+        var data = '';
+        block.split('\n').forEach(function (line) {
+          if (line.indexOf('event:') === 0) kind = line.slice(6).trim();
+          else if (line.indexOf('data:') === 0) data += line.slice(5).trim();
+        });
+        if (!data) return;
+        try { onEvent(kind, JSON.parse(data)); } catch (e) { /* a malformed event is skipped */ }
+      });
+    }, onEnd);
   };
 
   root.MoteyApi = {

@@ -155,6 +155,10 @@
     services: [],
     capabilities: [],
     status: null,
+    // operator views: the live event stream, the whole cell's services
+    live: false,
+    cellScope: storageGet('motey.cellScope') === '1',
+    owners: [],
     // UI
     highlight: null,
     toasts: [],
@@ -178,14 +182,16 @@
     return Promise.all([
       api.get('/v1/node'),
       api.get('/v1/nodes'),
-      api.get('/v1/service'),
+      api.get(store.cellScope ? '/v1/service?scope=cell' : '/v1/service'),
       api.get('/v1/capabilities'),
       api.get('/v1/nodestatus')
     ]).then(function (results) {
       if (generation !== pollGeneration || base !== store.apiBase) return;
       store.node = results[0];
       store.nodes = Array.isArray(results[1]) ? results[1] : [];
-      store.services = Array.isArray(results[2]) ? results[2] : [];
+      var listed = results[2] && !Array.isArray(results[2]) ? results[2].services : results[2];
+      store.services = Array.isArray(listed) ? listed : [];
+      store.owners = (results[2] && results[2].owners) || [];
       store.capabilities = Array.isArray(results[3]) ? results[3] : [];
       store.status = results[4];
       store.connected = true;
@@ -200,7 +206,32 @@
       store.connectionErrorKind = err.kind;
       if (!store.unreachableSince) store.unreachableSince = Date.now();
     }).then(function () {
-      if (generation === pollGeneration) schedulePoll(store.pollMs);
+      // While the event stream is open it says when to look again; polling stays as a
+      // slow safety net.
+      if (generation === pollGeneration) {
+        schedulePoll(store.live ? Math.max(store.pollMs, 30000) : store.pollMs);
+      }
+    });
+  }
+
+  // ------------------------------------------------ the event stream (GET /v1/events)
+  var eventStream = null;
+  var eventTimer = null;
+  var eventRetry = null;
+  function connectEvents() {
+    if (eventStream) eventStream.close();
+    if (eventRetry) clearTimeout(eventRetry);
+    var base = store.apiBase;
+    eventStream = client.events(function () {
+      if (eventTimer) return;  // a burst of changes becomes one refresh
+      eventTimer = setTimeout(function () { eventTimer = null; pollNow(); }, 100);
+    }, function () {
+      store.live = true;
+      pollNow();
+    }, function () {
+      if (base !== store.apiBase) return;
+      store.live = false;
+      eventRetry = setTimeout(connectEvents, 3000);
     });
   }
 
@@ -222,6 +253,9 @@
     store.connectionError = '';
     store.unreachableSince = null;
     store.lastOk = null;
+    store.owners = [];
+    store.live = false;
+    connectEvents();
     if (persist) {
       var isDefault = normalized === store.defaultBase;
       storageSet(STORAGE_API, isDefault ? null : normalized);
@@ -442,15 +476,44 @@
 </div>`
   };
 
+  // An image's output, followed live (GET .../logs?follow=1) while the panel is open.
+  var LOG_LIMIT = 200000;
+  var LogPanel = {
+    props: ['serviceId', 'imageId'],
+    setup: function () { return { text: Vue.ref(''), ended: Vue.ref(''), handle: null }; },
+    mounted: function () {
+      var self = this;
+      var path = '/v1/service/' + encodeURIComponent(this.serviceId) + '/images/' +
+        encodeURIComponent(this.imageId) + '/logs?tail=200&follow=1';
+      this.handle = client.stream(path, function (chunk) {
+        var text = self.text + chunk;
+        self.text = text.length > LOG_LIMIT ? text.slice(text.length - LOG_LIMIT) : text;
+        Vue.nextTick(function () {
+          var pre = self.$refs.pre;
+          if (pre) pre.scrollTop = pre.scrollHeight;
+        });
+      }, function (err) {
+        self.ended = err ? 'log stream ended: ' + err.message : 'log stream ended';
+      });
+    },
+    beforeUnmount: function () { if (this.handle) this.handle.close(); },
+    template: `
+<div class="log-panel">
+  <pre ref="pre" class="bg-dark text-light small p-2 mb-1" style="max-height: 20rem; overflow: auto" data-testid="log-output">{{ text }}</pre>
+  <div v-if="ended" class="small text-body-secondary" data-testid="log-ended">{{ ended }}</div>
+</div>`
+  };
+
   var ServicesPage = {
     mixins: [common],
-    components: { StateBadge: StateBadge },
+    components: { StateBadge: StateBadge, LogPanel: LogPanel },
     setup: function () {
       return {
         store: store,
         filter: Vue.ref(''),
         hideTerminated: Vue.ref(storageGet('motey.hideTerminated') === '1'),
-        busy: Vue.reactive({})
+        busy: Vue.reactive({}),
+        logsOpen: Vue.reactive({})
       };
     },
     watch: {
@@ -473,7 +536,17 @@
       }
     },
     methods: {
-      canTerminate: function (s) { return s.state !== 'TERMINATED' && s.state !== 'STOPPING'; },
+      setCellScope: function (on) {
+        store.cellScope = on;
+        storageSet('motey.cellScope', on ? '1' : null);
+        pollNow();
+      },
+      foreign: function (s) { return !!(s.owner && store.node && s.owner.id !== store.node.id); },
+      silentOwners: function () { return store.owners.filter(function (o) { return !o.answered; }); },
+      toggleLogs: function (img) { this.logsOpen[img.id] = !this.logsOpen[img.id]; },
+      canTerminate: function (s) {
+        return s.state !== 'TERMINATED' && s.state !== 'STOPPING' && !this.foreign(s);
+      },
       terminate: function (s) {
         var self = this;
         var running = (s.images || []).filter(function (i) { return i.node; });
@@ -500,13 +573,21 @@
     template: `
 <div data-testid="page-services">
   <div class="d-flex flex-wrap gap-2 align-items-center mb-3">
-    <h2 class="h4 mb-0 me-auto">Services <small class="text-body-secondary fs-6">owned by this node</small></h2>
+    <h2 class="h4 mb-0 me-auto">Services <small class="text-body-secondary fs-6">{{ store.cellScope ? 'of the whole cell' : 'owned by this node' }}</small>
+      <span v-if="store.live" class="badge text-bg-light border fs-6 align-middle" title="changes arrive over GET /v1/events" data-testid="live">live</span></h2>
+    <div class="form-check form-switch mb-0">
+      <input class="form-check-input" type="checkbox" id="cell-scope" data-testid="cell-scope" :checked="store.cellScope" @change="setCellScope($event.target.checked)">
+      <label class="form-check-label small" for="cell-scope">Whole cell</label>
+    </div>
     <input class="form-control form-control-sm w-auto" type="search" placeholder="Filter by name, id or state" v-model="filter" aria-label="Filter services">
     <div class="form-check form-switch mb-0">
       <input class="form-check-input" type="checkbox" id="hide-terminated" v-model="hideTerminated">
       <label class="form-check-label small" for="hide-terminated">Hide terminated</label>
     </div>
     <a class="btn btn-primary btn-sm" href="#/deploy">Deploy…</a>
+  </div>
+  <div v-for="o in silentOwners()" :key="o.ip" class="alert alert-warning py-2" data-testid="silent-owner">
+    Owner {{ o.name || o.ip }} ({{ o.ip }}) did not answer: {{ o.message }}
   </div>
   <div v-if="!store.services.length" class="text-body-secondary border rounded p-4 text-center">
     No services on this node yet. <a href="#/deploy">Deploy a blueprint.</a>
@@ -518,15 +599,17 @@
       <span class="fw-semibold fs-5">{{ s.service_name }}</span>
       <state-badge :state="s.state" data-testid="service-state"></state-badge>
       <span class="text-body-secondary small" data-testid="service-message">{{ s.state_message }}</span>
+      <span v-if="s.owner" class="badge text-bg-light border" data-testid="service-owner" :title="'owned by ' + s.owner.ip">owner {{ s.owner.name || s.owner.ip }}</span>
       <span class="ms-auto small text-body-secondary font-monospace" :title="s.id">{{ shortId(s.id) }}</span>
       <span class="small text-body-secondary" :title="fmtTime(s.created_at)">{{ fmtAgo(s.created_at) }}</span>
       <button class="btn btn-outline-danger btn-sm" data-testid="terminate" :disabled="!canTerminate(s) || busy[s.id]" @click="terminate(s)">Terminate</button>
     </div>
     <div class="table-responsive">
       <table class="table table-sm mb-0 align-middle">
-        <thead><tr class="small text-body-secondary"><th>Image</th><th>Engine</th><th>Node</th><th>State</th><th>Message</th></tr></thead>
+        <thead><tr class="small text-body-secondary"><th>Image</th><th>Engine</th><th>Node</th><th>State</th><th>Message</th><th></th></tr></thead>
         <tbody>
-          <tr v-for="img in s.images" :key="img.id" data-testid="image-row" :data-image-id="img.id">
+          <template v-for="img in s.images" :key="img.id">
+          <tr data-testid="image-row" :data-image-id="img.id">
             <td class="font-monospace">{{ img.name }}
               <span v-for="(c, ci) in img.capabilities" :key="ci" class="badge text-bg-light border ms-1" title="required capability">{{ c }}</span>
             </td>
@@ -537,7 +620,10 @@
             </td>
             <td><state-badge :state="img.state" data-testid="image-state"></state-badge></td>
             <td class="small text-body-secondary">{{ img.state_message }}</td>
+            <td><button class="btn btn-outline-secondary btn-sm" data-testid="logs-toggle" :disabled="foreign(s) || !img.node" @click="toggleLogs(img)">{{ logsOpen[img.id] ? 'Hide logs' : 'Logs' }}</button></td>
           </tr>
+          <tr v-if="logsOpen[img.id]" data-testid="log-row"><td colspan="6"><log-panel :service-id="s.id" :image-id="img.id"></log-panel></td></tr>
+          </template>
         </tbody>
       </table>
     </div>
@@ -1064,6 +1150,7 @@
   });
   Vue.createApp(App).mount('#app');
   pollNow();
+  connectEvents();
 
   // For the browser tests and for the curious operator's console.
   window.Motey = { store: store, setApiBase: setApiBase, pollNow: pollNow };

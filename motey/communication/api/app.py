@@ -12,6 +12,8 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from motey import __version__
 from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.communication.api.operator_views import streams_blueprint
+from motey.communication.api.streams import StreamService
 from motey.communication.api.views import (
     capabilities_blueprint,
     meta_blueprint,
@@ -21,6 +23,7 @@ from motey.communication.api.views import (
 from motey.errors import MoteyError
 from motey.node.identity import NodeIdentity
 from motey.node.status import NodeStatusMonitor
+from motey.orchestrator.cell import CellView
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
 
@@ -41,6 +44,8 @@ def create_app(
     identity: NodeIdentity,
     cors_origins: list[str] | None = None,
     webclient_path: str | None = None,
+    cell: CellView | None = None,
+    streams: StreamService | None = None,
 ) -> Flask:
     """Build the Flask app with every endpoint bound to the given components."""
     app = Flask("motey", static_folder=None)
@@ -49,7 +54,9 @@ def create_app(
     if cors_origins:
         CORS(app, origins=cors_origins, expose_headers=["Location"])
 
-    app.register_blueprint(service_blueprint(orchestrator))
+    app.register_blueprint(service_blueprint(orchestrator, cell))
+    if streams is not None:
+        app.register_blueprint(streams_blueprint(streams))
     app.register_blueprint(capabilities_blueprint(capability_engine))
     app.register_blueprint(
         nodes_blueprint(node_repository, node_status, identity, capability_engine)

@@ -14,10 +14,12 @@ from motey.errors import UnsupportedMediaType, ValidationError
 from motey.models.service import Service
 from motey.node.identity import NodeIdentity
 from motey.node.status import NodeStatusMonitor
+from motey.orchestrator.cell import CellView
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
 
 YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
+COMPOSE_TYPES = ("application/compose+yaml",)
 
 
 def _service_json(service: Service) -> dict[str, Any]:
@@ -26,11 +28,11 @@ def _service_json(service: Service) -> dict[str, Any]:
     return body
 
 
-def _yaml_body() -> str:
-    if request.mimetype not in YAML_TYPES:
+def _yaml_body(types: tuple[str, ...] = YAML_TYPES) -> str:
+    if request.mimetype not in types:
         raise UnsupportedMediaType(
             f"content type {request.mimetype or '(none)'!r} is not supported; send the "
-            f"blueprint as one of {', '.join(YAML_TYPES)}",
+            f"blueprint as one of {', '.join(types)}",
             field="Content-Type",
         )
     try:
@@ -52,17 +54,29 @@ def _json_list_body() -> Any:
     return data
 
 
-def service_blueprint(orchestrator: InterNodeOrchestrator) -> Blueprint:
+def service_blueprint(
+    orchestrator: InterNodeOrchestrator, cell: CellView | None = None
+) -> Blueprint:
     """``/v1/service``: deploy, list, inspect and terminate services."""
     bp = Blueprint("service", __name__)
 
     @bp.get("/v1/service")
     def list_services() -> Any:
+        scope = request.args.get("scope", "node")
+        if scope == "cell" and cell is not None:
+            return jsonify(cell.list_services())
+        if scope != "node":
+            raise ValidationError("scope must be node (default) or cell", field="scope")
         return jsonify([_service_json(s) for s in orchestrator.list_services()])
 
     @bp.post("/v1/service")
     def create_service() -> Any:
-        service = orchestrator.submit_blueprint(_yaml_body())
+        if request.mimetype in COMPOSE_TYPES:
+            service = orchestrator.submit_compose(
+                _yaml_body(COMPOSE_TYPES), request.args.get("name")
+            )
+        else:
+            service = orchestrator.submit_blueprint(_yaml_body(YAML_TYPES + COMPOSE_TYPES))
         response = jsonify(_service_json(service))
         response.status_code = 201
         response.headers["Location"] = f"/v1/service/{service.id}"
@@ -189,6 +203,7 @@ def meta_blueprint() -> Blueprint:
                     "nodestatus": "/v1/nodestatus",
                     "node": "/v1/node",
                     "openapi": "/v1/openapi.json",
+                    "events": "/v1/events",
                 },
             }
         )

@@ -14,6 +14,11 @@ deploy
     ``capabilities``, ``node``). Reply: the container id as text (``""`` from an
     original node that could not start it). The original keeps that container id as
     the image's id from then on.
+image logs, services (not in the original; an original node does not listen on their
+ports, and a request to it ends after the client's timeout)
+    Request: ``{"version": 2, "id", "engine", "tail", "since"}`` respectively
+    ``{"version": 2}``. Reply: ``{"lines", "next_since", "truncated"}`` respectively
+    ``{"node_id", "name", "ip", "services", "truncated"}``.
 status, terminate
     Request: the whole image as JSON, as in deploy, with the container id as ``id``
     (the original's form; a bare id is read too). Reply: the state name (``RUNNING``),
@@ -45,12 +50,16 @@ from motey.schemas.cluster import (
     DESCRIPTION_SCHEMA,
     IMAGE_ID_PATTERN,
     IMAGE_REF_SCHEMA,
+    LOGS_REPLY_SCHEMA,
+    LOGS_REQUEST_SCHEMA,
     ORIGINAL_IMAGE_REF_SCHEMA,
     PEER_CAPABILITY_SCHEMA,
+    SERVICES_REPLY_SCHEMA,
+    SERVICES_REQUEST_SCHEMA,
     STATUS_REPLY_SCHEMA,
 )
 from motey.schemas.validation import validate
-from motey.val.plugin import InstanceStatus
+from motey.val.plugin import MAX_LOG_LINES, InstanceStatus, LogChunk
 
 log = logbook.Logger(__name__)
 
@@ -79,6 +88,8 @@ class RequestKind(enum.Enum):
     DEPLOY = "deploy_image_replier"
     STATUS = "image_status_replier"
     TERMINATE = "image_terminate_replier"
+    LOGS = "image_logs_replier"
+    SERVICES = "services_replier"
 
     @property
     def label(self) -> str:
@@ -88,6 +99,8 @@ class RequestKind(enum.Enum):
             RequestKind.DEPLOY: "deploy image",
             RequestKind.STATUS: "image status",
             RequestKind.TERMINATE: "terminate image",
+            RequestKind.LOGS: "image logs",
+            RequestKind.SERVICES: "services",
         }[self]
 
 
@@ -403,3 +416,94 @@ def decode_terminate_reply(raw: bytes) -> bool:
         data = _json(text, "terminate reply")
         return bool(isinstance(data, dict) and data.get("terminated"))
     return text.lower() not in ("false", "0")
+
+
+# -- image logs --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogsRequest:
+    """Which image's output a peer asks for, and how much of it."""
+
+    ref: ImageRef
+    tail: int | None = None
+    since: float | None = None
+
+
+def encode_logs_request(image: Image, tail: int | None, since: float | None) -> bytes:
+    return _dump(
+        {"version": VERSION, "id": image.id, "engine": image.engine, "tail": tail, "since": since}
+    )
+
+
+def decode_logs_request(raw: bytes) -> LogsRequest:
+    data = _json(_text(raw, "logs request"), "logs request")
+    validate(data, LOGS_REQUEST_SCHEMA, "logs request")
+    tail = data.get("tail")
+    return LogsRequest(
+        ImageRef(data["id"], data.get("engine") or DEFAULT_ENGINE, VERSION),
+        None if tail is None else min(int(tail), MAX_LOG_LINES),
+        data.get("since"),
+    )
+
+
+def encode_logs_reply(chunk: LogChunk) -> bytes:
+    """The lines; the oldest are dropped until the reply fits the message limit."""
+    lines = list(chunk.lines)
+    truncated = chunk.truncated
+    body = {"version": VERSION, "lines": lines, "next_since": chunk.next_since}
+    encoded = _dump({**body, "truncated": truncated})
+    while len(encoded) > MAX_MESSAGE_BYTES - 1024 and lines:
+        del lines[: max(1, len(lines) // 4)]
+        truncated = True
+        encoded = _dump({**body, "lines": lines, "truncated": truncated})
+    return encoded
+
+
+def decode_logs_reply(raw: bytes) -> LogChunk:
+    text = _text(raw, "logs reply").strip()
+    _maybe_error(text)
+    data = _json(text, "logs reply")
+    validate(data, LOGS_REPLY_SCHEMA, "logs reply")
+    return LogChunk(list(data["lines"]), data.get("next_since"), bool(data.get("truncated")))
+
+
+# -- services ----------------------------------------------------------------------------
+
+
+def encode_services_request() -> bytes:
+    return _dump({"version": VERSION})
+
+
+def decode_services_request(raw: bytes) -> None:
+    data = _json(_text(raw, "services request"), "services request")
+    validate(data, SERVICES_REQUEST_SCHEMA, "services request")
+
+
+def encode_services_reply(description: dict[str, Any], services: list[dict[str, Any]]) -> bytes:
+    """The services without their history; the newest are kept if they do not all fit."""
+    listed = [{k: v for k, v in s.items() if k != "history"} for s in services]
+    body: dict[str, Any] = {
+        "version": VERSION,
+        "node_id": description.get("node_id"),
+        "name": description.get("name"),
+        "ip": description.get("ip"),
+        "truncated": False,
+        "services": listed,
+    }
+    encoded = _dump(body)
+    while len(encoded) > MAX_MESSAGE_BYTES - 1024 and body["services"]:
+        body["services"] = body["services"][max(1, len(body["services"]) // 4) :]
+        body["truncated"] = True
+        encoded = _dump(body)
+    return encoded
+
+
+def decode_services_reply(raw: bytes) -> dict[str, Any]:
+    text = _text(raw, "services reply").strip()
+    _maybe_error(text)
+    data = _json(text, "services reply")
+    if not isinstance(data, dict):
+        raise ValidationError("services reply is not a JSON object")
+    validate(data, SERVICES_REPLY_SCHEMA, "services reply")
+    return dict(data)

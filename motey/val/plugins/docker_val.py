@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Any
 
 import docker
 import docker.errors
 import logbook
 
-from motey.errors import EngineError, ImageUnavailable, ValidationError
+from motey.errors import EngineError, ImageUnavailable, NotFoundError, ValidationError
 from motey.models.image import Image, ImageState
-from motey.val.plugin import LABEL_IMAGE_ID, LABEL_NODE_ID, InstanceInfo, InstanceStatus, VALPlugin
+from motey.val.plugin import (
+    LABEL_IMAGE_ID,
+    LABEL_NODE_ID,
+    MAX_LOG_BYTES,
+    MAX_LOG_LINES,
+    InstanceInfo,
+    InstanceStatus,
+    LogChunk,
+    VALPlugin,
+)
 
 log = logbook.Logger(__name__)
 
@@ -225,6 +235,21 @@ class DockerVAL(VALPlugin):
             result.append(InstanceInfo(str(container.id), dict(container.labels), state))
         return result
 
+    def logs(self, image_id: str, tail: int | None = None, since: float | None = None) -> LogChunk:
+        container = self._find(image_id)
+        if container is None:
+            raise NotFoundError(f"no container of image {image_id} on this node", field="image_id")
+        wanted = MAX_LOG_LINES if tail is None else max(0, min(int(tail), MAX_LOG_LINES))
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True}
+        kwargs["tail"] = wanted
+        if since is not None and since > 0:
+            kwargs["since"] = float(since)
+        try:
+            raw = container.logs(**kwargs)
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"Docker could not read the logs of image {image_id}: {exc}") from exc
+        return _log_chunk(raw.decode("utf-8", errors="replace"), since)
+
     # -- helpers -------------------------------------------------------------------
     def _find_all(self, image_id: str) -> list[Any]:
         """This node's containers of ``image_id``: by the image-id label, else by id.
@@ -295,6 +320,46 @@ def _docker_ports(ports: dict[str, Any]) -> dict[str, Any]:
         else:
             result[container_port] = host
     return result
+
+
+def _log_chunk(text: str, since: float | None) -> LogChunk:
+    """Split Docker's timestamped output into lines within the byte limit."""
+    lines: list[str] = []
+    last_ts: float | None = None
+    for line in text.splitlines():
+        stamp, _, rest = line.partition(" ")
+        ts = _parse_timestamp(stamp)
+        if ts is None:  # a line Docker did not stamp (should not happen): keep it whole
+            lines.append(line)
+            continue
+        last_ts = ts
+        lines.append(rest)
+    truncated = len(lines) >= MAX_LOG_LINES
+    size = 0
+    keep = len(lines)
+    for index in range(len(lines) - 1, -1, -1):
+        size += len(lines[index].encode("utf-8")) + 1
+        if size > MAX_LOG_BYTES:
+            keep = len(lines) - 1 - index
+            truncated = True
+            break
+    next_since = (last_ts + 1e-6) if last_ts is not None else since
+    return LogChunk(lines[len(lines) - keep :], next_since, truncated)
+
+
+def _parse_timestamp(stamp: str) -> float | None:
+    """Docker's RFC 3339 timestamp with nanoseconds (``2026-11-29T12:00:00.123456789Z``)."""
+    from datetime import datetime
+
+    if not stamp.endswith("Z") or "T" not in stamp:
+        return None
+    body = stamp[:-1]
+    whole, _, fraction = body.partition(".")
+    try:
+        base = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return base.timestamp() + (float("0." + fraction) if fraction.isdigit() else 0.0)
 
 
 def _split_reference(name: str) -> tuple[str, str]:
