@@ -19,9 +19,7 @@ BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_node_image.sh"
 
 def build_image(arch: str) -> None:
     """Build (or, on a machine that has it, only check) the image for ``arch``."""
-    result = subprocess.run(
-        [str(BUILD_SCRIPT), arch], capture_output=True, text=True, timeout=1800
-    )
+    result = subprocess.run([str(BUILD_SCRIPT), arch], capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
