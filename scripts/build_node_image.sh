@@ -40,17 +40,21 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
     exit 1
   fi
   rootfs=$(mktemp -d)
-  trap 'rm -rf "$rootfs"' EXIT
+  # debootstrap mounts /proc and /sys inside the tree; never remove through a mount.
+  cleanup_rootfs() {
+    grep -o " $rootfs/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l || true
+    rm -rf --one-file-system "$rootfs" "$rootfs.log"
+  }
+  trap cleanup_rootfs EXIT
   say "debootstrap $SUITE ($ARCH, minbase) into $rootfs"
   debootstrap --variant=minbase --arch="$ARCH" --include=python3,python3-venv \
     "$SUITE" "$rootfs" "$MIRROR" >"$rootfs.log" 2>&1 \
     || { tail -20 "$rootfs.log" >&2; exit 1; }
-  rm -f "$rootfs.log"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/tmp/*
   say "docker import $BASE"
-  tar -C "$rootfs" -c . | docker import --platform "linux/$ARCH" \
+  tar -C "$rootfs" --one-file-system -c . | docker import --platform "linux/$ARCH" \
     -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
-  rm -rf "$rootfs"
+  cleanup_rootfs
   trap - EXIT
 fi
 
