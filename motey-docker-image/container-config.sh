@@ -12,10 +12,9 @@ sed \
   -e '/^\[DATABASE\]/,/^\[/ s|^path = .*|path = /var/lib/motey|' \
   -e 's|^url = unix:.*|url = unix:///var/run/docker.sock|' \
   -e 's|^capability_engine_ipc_path = .*|capability_engine_ipc_path = /run/motey/capability_engine.ipc|' \
-  -e 's|^webclient_path =.*|webclient_path = /opt/motey/webclient|' \
   "$src" >"$dst"
 # Fail the build when config.ini changed so that a substitution no longer applies.
-env -u MOTEY_CONFIG python - "$dst" <<'PY'
+env -u MOTEY_CONFIG "${PYTHON:-python3}" - "$dst" <<'PY'
 import os
 import sys
 
@@ -30,7 +29,6 @@ expected = {
     ("DATABASE", "path"): "/var/lib/motey",
     ("DOCKER", "url"): "unix:///var/run/docker.sock",
     ("ZEROMQ", "capability_engine_ipc_path"): "/run/motey/capability_engine.ipc",
-    ("WEBSERVER", "webclient_path"): "/opt/motey/webclient",
 }
 wrong = {k: config[k[0]][k[1]] for k, v in expected.items() if str(config[k[0]][k[1]]) != v}
 if wrong:

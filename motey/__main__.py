@@ -2,4 +2,5 @@
 
 from motey.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing the module (e.g. for the API reference) runs nothing
+    raise SystemExit(main())

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from motey import __version__
+from motey import __version__, config_example
 from motey.client import commands as client_commands
 from motey.config import default_config_path, load_config
 from motey.errors import ConfigError, MoteyError
@@ -34,12 +34,14 @@ commands:
   stop      stop the daemon and wait until it is gone
   restart   stop, then start the daemon
   status    tell whether the daemon runs (exit 0) or not (exit 3)
+  config-example  print the documented default config.ini
 
 client commands (talk to a node's REST API: --node URL or $MOTEY_ADDR, --token or
 $MOTEY_TOKEN, $MOTEY_CACERT for a secure cell; `motey COMMAND --help` has examples):
   deploy, services, service, terminate, nodes, capabilities, logs
 
-The configuration file defaults to $MOTEY_CONFIG or the config.ini beside the package;
+The configuration file defaults to $MOTEY_CONFIG, else the repository's config.ini in a
+source checkout, else /etc/motey/config.ini;
 any key can be overridden by MOTEY_<SECTION>_<KEY> environment variables.
 """
 
@@ -51,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         metavar="PATH",
         default=argparse.SUPPRESS,
-        help="configuration file (default: $MOTEY_CONFIG or the bundled config.ini)",
+        help="configuration file (default: $MOTEY_CONFIG, else config.ini of a source"
+        " checkout, else /etc/motey/config.ini)",
     )
     parser = argparse.ArgumentParser(
         prog="motey",
@@ -79,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="seconds to wait for the daemon to exit (default: 30)",
             )
     client_commands.register(sub)
+    config_example.register(sub)
     return parser
 
 
@@ -190,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if hasattr(args, "client"):
         return client_commands.run(args)
+    if args.command == config_example.COMMAND:
+        return config_example.run()
     config_path = _config_path(args)
     try:
         config = load_config(config_path)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from motey.errors import ConfigError
+from motey.packaged import webclient_dir
 
 #: Every known key with its default. A key missing from the file takes this value.
 DEFAULTS: dict[str, dict[str, str]] = {
@@ -126,9 +127,19 @@ _PORT_KEYS = {
 }
 
 
+#: The configuration an installed node reads when none is given (systemd unit, image).
+SYSTEM_CONFIG_PATH = Path("/etc/motey/config.ini")
+
+
 def default_config_path() -> Path:
-    """The ``config.ini`` at the top of the source tree, used when none is given."""
-    return Path(__file__).resolve().parent.parent / "config.ini"
+    """The config file used when none is given.
+
+    In a source checkout that is the repository's ``config.ini``; an installed package has
+    none beside it (its bundled copy would keep data inside site-packages), so it reads
+    the system-wide :data:`SYSTEM_CONFIG_PATH`.
+    """
+    checkout = Path(__file__).resolve().parent.parent / "config.ini"
+    return checkout if checkout.is_file() else SYSTEM_CONFIG_PATH
 
 
 def detect_default_ip() -> str:
@@ -159,7 +170,10 @@ def load_config(
     config_path = Path(path) if path is not None else default_config_path()
     environ = os.environ if environ is None else environ
     if not config_path.is_file():
-        raise ConfigError(f"config file not found: {config_path}")
+        raise ConfigError(
+            f"config file not found: {config_path}"
+            f" (write the documented default with `motey config-example > {config_path}`)"
+        )
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with config_path.open(encoding="utf-8") as handle:
@@ -244,7 +258,7 @@ def _finish(result: dict[str, dict[str, Any]], base_dir: Path, config_path: Path
         candidate = Path(client).expanduser()
         web["webclient_path"] = str(candidate if candidate.is_absolute() else base_dir / candidate)
     else:
-        web["webclient_path"] = str(Path(__file__).resolve().parent.parent / "webclient")
+        web["webclient_path"] = str(webclient_dir())
     ipc = result["ZEROMQ"]["capability_engine_ipc_path"]
     if ipc.startswith("ipc://"):
         ipc = ipc[len("ipc://") :]

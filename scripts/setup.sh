@@ -36,5 +36,6 @@ say "installing Motey and test tools into $VENV"
 
 "$ROOT/scripts/ensure_docker.sh"
 "$ROOT/scripts/build_test_image.sh"
+"$ROOT/scripts/ensure_image_tools.sh"  # debootstrap, qemu-user-static: the node images
 "$ROOT/scripts/install_browser_deps.sh"  # chromium + playwright-core for the web client tests
 say "setup complete"
