@@ -470,10 +470,23 @@ class InterNodeOrchestrator:
         except MoteyError as exc:
             log.error("cannot list instances for recovery: {}", exc.message)
             instances = {}
+        # Only a database that loaded as written may call a container nobody records an
+        # orphan; after a restore (or with no database) unknown containers are kept.
+        health = self._services.health()
         for engine, found in instances.items():
             for info in found:
                 owner = info.labels.get("motey.owner_id")
                 if owner != self._identity.id or info.image_id in live_images:
+                    continue
+                if not health.clean:
+                    log.warning(
+                        "keeping {} instance {} (image {}, service {}) that no service records: {}",
+                        engine,
+                        info.instance_id[:12],
+                        info.image_id,
+                        info.service_id,
+                        health.message,
+                    )
                     continue
                 log.warning(
                     "removing orphaned {} instance {} (image {}, service {})",
