@@ -87,8 +87,8 @@ def run_node(config: dict[str, Any], console: bool = True) -> int:
 
     container = build_container(config)
     container.config.LOGGER.console.from_value(console)
-    container.init_resources()
     try:
+        container.init_resources()  # opens the databases: a refusal is one line, too
         container.core().run()
     except MoteyError as exc:
         import logbook

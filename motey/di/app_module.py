@@ -21,7 +21,7 @@ from motey.core import Core
 from motey.logging_setup import setup_logging
 from motey.node.identity import NodeIdentity, load_or_create_node_id
 from motey.node.status import NodeStatusMonitor
-from motey.orchestrator.cluster import ClusterGateway
+from motey.orchestrator.cluster import ClusterGateway, PeerHealth
 from motey.orchestrator.executor import ImageExecutor
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.orchestrator.placement import Placement
@@ -33,8 +33,11 @@ from motey.val.loader import discover_plugins
 from motey.val.manager import VALManager
 
 
-def _open_database(path: str, name: str) -> Any:
-    """Resource: open one TinyDB file and close it on shutdown."""
+def _open_database(path: str, name: str, _logging: Any = None) -> Any:
+    """Resource: open one TinyDB file and close it on shutdown.
+
+    ``_logging`` only orders the resources: a restored file is reported in the log.
+    """
     database = Database(os.path.join(path, name)).open()
     try:
         yield database
@@ -72,9 +75,11 @@ class ApplicationContainer(containers.DeclarativeContainer):
     )
 
     # -- data ----------------------------------------------------------------------
-    services_db = providers.Resource(_open_database, config.DATABASE.path, "services.json")
-    nodes_db = providers.Resource(_open_database, config.DATABASE.path, "nodes.json")
-    capabilities_db = providers.Resource(_open_database, config.DATABASE.path, "capabilities.json")
+    services_db = providers.Resource(_open_database, config.DATABASE.path, "services.json", logging)
+    nodes_db = providers.Resource(_open_database, config.DATABASE.path, "nodes.json", logging)
+    capabilities_db = providers.Resource(
+        _open_database, config.DATABASE.path, "capabilities.json", logging
+    )
     service_repository = providers.Singleton(ServiceRepository, services_db)
     node_repository = providers.Singleton(NodeRepository, nodes_db)
     capability_repository = providers.Singleton(CapabilityRepository, capabilities_db)
@@ -131,8 +136,14 @@ class ApplicationContainer(containers.DeclarativeContainer):
         action_timeout=config.ZEROMQ.action_timeout,
     )
     image_executor = providers.Singleton(ImageExecutor, identity, val_manager, capability_engine)
+    peer_health = providers.Singleton(
+        PeerHealth,
+        node_repository,
+        max_failures=config.ORCHESTRATOR.peer_max_failures,
+        grace=config.ORCHESTRATOR.peer_grace,
+    )
     gateway = providers.Singleton(
-        ClusterGateway, identity, image_executor, node_repository, remote_client
+        ClusterGateway, identity, image_executor, node_repository, remote_client, peer_health
     )
     placement = providers.Singleton(
         Placement, gateway, timeout=config.ORCHESTRATOR.placement_timeout
@@ -140,13 +151,14 @@ class ApplicationContainer(containers.DeclarativeContainer):
     orchestrator = providers.Singleton(
         InterNodeOrchestrator,
         services=service_repository,
-        val_manager=val_manager,
+        executor=image_executor,
         gateway=gateway,
         placement=placement,
         identity=identity,
         watch_interval=config.ORCHESTRATOR.watch_interval,
         workers=config.ORCHESTRATOR.workers,
         subscribe_capabilities=capability_engine.provided.subscribe,
+        placement_deadline=config.ORCHESTRATOR.placement_deadline,
     )
 
     # -- communication -------------------------------------------------------------
