@@ -79,6 +79,10 @@ class NodeRequestHandler:
 class ZeroMQServer:
     """Binds one REP socket per request kind on ``ip`` and serves each in a thread."""
 
+    #: Seconds :meth:`stop` may take (loops poll in 0.25 s steps; a handler running
+    #: longer is left behind and reported); see motey/lifecycle.py.
+    STOP_WAIT = 2.0
+
     def __init__(
         self,
         context: zmq.Context,
@@ -94,6 +98,9 @@ class ZeroMQServer:
         self._poll_ms = int(poll_interval * 1000)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: False when a replier was still inside a handler when :meth:`stop` gave up;
+        #: the shared context must then not be destroyed under it.
+        self.drained = True
 
     def endpoint(self, kind: RequestKind) -> str:
         return f"tcp://{self.ip}:{self._ports[kind]}"
@@ -131,8 +138,13 @@ class ZeroMQServer:
         if not self._threads:
             return
         self._stop.set()
+        deadline = time.monotonic() + self.STOP_WAIT - 0.2
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        busy = [t.name for t in self._threads if t.is_alive()]
+        self.drained = not busy
+        if busy:
+            log.warning("ZeroMQ repliers still inside a handler: {}", ", ".join(busy))
         self._threads = []
         log.info("ZeroMQ repliers stopped")
 

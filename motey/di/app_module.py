@@ -217,9 +217,9 @@ class ApplicationContainer(containers.DeclarativeContainer):
             ipc_subscriber,
             node_status,
             remote_client,
-            orchestrator,
             communication_manager,
         ),
+        workers=providers.List(orchestrator),
     )
 
 
@@ -228,3 +228,18 @@ def build_container(config: dict[str, Any]) -> ApplicationContainer:
     container = ApplicationContainer()
     container.config.from_dict(config)
     return container
+
+
+def shutdown_resources(container: ApplicationContainer, drained: bool) -> None:
+    """Close the resources; the shared ZeroMQ context only when no thread still uses it.
+
+    A replier or REST worker that outlived its stop wait may still hold a socket of the
+    context; destroying it under that thread is unsafe, so process exit ends it instead.
+    The databases refuse any access once closed (they never reopen), so they always close.
+    """
+    if drained:
+        container.shutdown_resources()
+        return
+    for resource in (container.services_db, container.nodes_db, container.capabilities_db):
+        resource.shutdown()
+    container.logging.shutdown()
