@@ -192,12 +192,17 @@ class MoteyNode:
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
 
-    def post_yaml(self, text: str, content_type: str = "application/x-yaml") -> requests.Response:
+    def post_yaml(
+        self,
+        text: str,
+        content_type: str = "application/x-yaml",
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
         return self.request(
             "POST",
             "/v1/service",
             data=textwrap.dedent(text).encode(),
-            headers={"Content-Type": content_type},
+            headers={"Content-Type": content_type, **(headers or {})},
             timeout=30,
         )
 
