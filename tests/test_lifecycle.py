@@ -142,7 +142,9 @@ def _slow_app(seconds: float, entered: threading.Event) -> Flask:
 
 
 @pytest.mark.parametrize(("handler_seconds", "drained"), [(1.5, True), (6.0, False)])
-def test_rest_stop_waits_for_handlers_within_its_wait(handler_seconds: float, drained: bool) -> None:
+def test_rest_stop_waits_for_handlers_within_its_wait(
+    handler_seconds: float, drained: bool
+) -> None:
     ip = next_loopback()
     port = free_port(ip)
     entered = threading.Event()

@@ -23,10 +23,12 @@ from motey.node.identity import NodeIdentity, load_or_create_node_id
 from motey.node.status import NodeStatusMonitor
 from motey.orchestrator.cluster import ClusterGateway, PeerHealth
 from motey.orchestrator.executor import ImageExecutor
+from motey.orchestrator.idempotency import IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.orchestrator.placement import Placement
 from motey.repositories.base import Database
 from motey.repositories.capability_repository import CapabilityRepository
+from motey.repositories.idempotency_repository import IdempotencyRepository
 from motey.repositories.node_repository import NodeRepository
 from motey.repositories.service_repository import ServiceRepository
 from motey.val.loader import discover_plugins
@@ -161,6 +163,14 @@ class ApplicationContainer(containers.DeclarativeContainer):
         placement_deadline=config.ORCHESTRATOR.placement_deadline,
     )
 
+    idempotency_repository = providers.Singleton(IdempotencyRepository, services_db)
+    submissions = providers.Singleton(
+        IdempotentSubmissions,
+        orchestrator=orchestrator,
+        services=service_repository,
+        answers=idempotency_repository,
+    )
+
     # -- communication -------------------------------------------------------------
     flask_app = providers.Singleton(
         create_app,
@@ -171,6 +181,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         identity=identity,
         cors_origins=config.WEBSERVER.cors_origins,
         webclient_path=config.WEBSERVER.webclient_path,
+        submissions=submissions,
     )
     api_server = providers.Singleton(
         APIServer,

@@ -112,7 +112,7 @@ class InterNodeOrchestrator:
         return service
 
     # -- commands ------------------------------------------------------------------
-    def submit_blueprint(self, text: str) -> Service:
+    def submit_blueprint(self, text: str, idempotency_key: str | None = None) -> Service:
         """Validate a YAML blueprint, store the service and start deploying it.
 
         Anything that makes the blueprint unusable (syntax, schema, engine, parameters,
@@ -122,6 +122,7 @@ class InterNodeOrchestrator:
         self._identity.require_operational()
         data = load_blueprint(text)
         service = service_from_blueprint(data, owner_id=self._identity.id)
+        service.idempotency_key = idempotency_key  # stored with the service, in one write
         local_caps = self._gateway.describe(self._gateway.local_node())["capabilities"]
         for index, image in enumerate(service.images):
             self._val.validate(image, f"images[{index}]")

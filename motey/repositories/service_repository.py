@@ -54,6 +54,11 @@ class ServiceRepository:
         docs = self._db.run(lambda db: db.table("services").search(Query().service_name == name))
         return [Service.from_dict(dict(d)) for d in docs]
 
+    def find_by_idempotency_key(self, key: str) -> list[Service]:
+        """Services created by a POST with this ``Idempotency-Key``."""
+        docs = self._db.run(lambda db: db.table("services").search(Query().idempotency_key == key))
+        return [Service.from_dict(dict(d)) for d in docs]
+
     def all(self) -> list[Service]:
         """Every stored service, oldest first."""
         docs = self._db.run(lambda db: db.table("services").all())

@@ -21,6 +21,7 @@ from motey.communication.api.views import (
 from motey.errors import MoteyError
 from motey.node.identity import NodeIdentity
 from motey.node.status import NodeStatusMonitor
+from motey.orchestrator.idempotency import IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
 
@@ -41,15 +42,16 @@ def create_app(
     identity: NodeIdentity,
     cors_origins: list[str] | None = None,
     webclient_path: str | None = None,
+    submissions: IdempotentSubmissions | None = None,
 ) -> Flask:
     """Build the Flask app with every endpoint bound to the given components."""
     app = Flask("motey", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if cors_origins:
-        CORS(app, origins=cors_origins, expose_headers=["Location"])
+        CORS(app, origins=cors_origins, expose_headers=["Location", "Idempotent-Replayed"])
 
-    app.register_blueprint(service_blueprint(orchestrator))
+    app.register_blueprint(service_blueprint(orchestrator, submissions))
     app.register_blueprint(capabilities_blueprint(capability_engine))
     app.register_blueprint(
         nodes_blueprint(node_repository, node_status, identity, capability_engine)

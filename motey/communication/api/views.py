@@ -14,6 +14,7 @@ from motey.errors import UnsupportedMediaType, ValidationError
 from motey.models.service import Service
 from motey.node.identity import NodeIdentity
 from motey.node.status import NodeStatusMonitor
+from motey.orchestrator.idempotency import Answer, IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
 
@@ -52,7 +53,9 @@ def _json_list_body() -> Any:
     return data
 
 
-def service_blueprint(orchestrator: InterNodeOrchestrator) -> Blueprint:
+def service_blueprint(
+    orchestrator: InterNodeOrchestrator, submissions: IdempotentSubmissions | None = None
+) -> Blueprint:
     """``/v1/service``: deploy, list, inspect and terminate services."""
     bp = Blueprint("service", __name__)
 
@@ -62,10 +65,16 @@ def service_blueprint(orchestrator: InterNodeOrchestrator) -> Blueprint:
 
     @bp.post("/v1/service")
     def create_service() -> Any:
-        service = orchestrator.submit_blueprint(_yaml_body())
-        response = jsonify(_service_json(service))
-        response.status_code = 201
-        response.headers["Location"] = f"/v1/service/{service.id}"
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and submissions is not None:
+            answer = submissions.submit(_yaml_body(), key, _service_json)
+        else:
+            answer = Answer(201, _service_json(orchestrator.submit_blueprint(_yaml_body())))
+        response = jsonify(answer.body)
+        response.status_code = answer.status
+        response.headers["Location"] = str(answer.body["links"]["self"])
+        if answer.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
         return response
 
     @bp.delete("/v1/service")
