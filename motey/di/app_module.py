@@ -21,7 +21,7 @@ from motey.core import Core
 from motey.logging_setup import setup_logging
 from motey.node.identity import NodeIdentity, load_or_create_node_id
 from motey.node.status import NodeStatusMonitor
-from motey.orchestrator.cluster import ClusterGateway, PeerHealth
+from motey.orchestrator.cluster import ClusterGateway
 from motey.orchestrator.executor import ImageExecutor
 from motey.orchestrator.idempotency import IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
@@ -138,14 +138,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
         action_timeout=config.ZEROMQ.action_timeout,
     )
     image_executor = providers.Singleton(ImageExecutor, identity, val_manager, capability_engine)
-    peer_health = providers.Singleton(
-        PeerHealth,
-        node_repository,
-        max_failures=config.ORCHESTRATOR.peer_max_failures,
-        grace=config.ORCHESTRATOR.peer_grace,
-    )
     gateway = providers.Singleton(
-        ClusterGateway, identity, image_executor, node_repository, remote_client, peer_health
+        ClusterGateway, identity, image_executor, node_repository, remote_client
     )
     placement = providers.Singleton(
         Placement, gateway, timeout=config.ORCHESTRATOR.placement_timeout
@@ -153,14 +147,13 @@ class ApplicationContainer(containers.DeclarativeContainer):
     orchestrator = providers.Singleton(
         InterNodeOrchestrator,
         services=service_repository,
-        executor=image_executor,
+        val_manager=val_manager,
         gateway=gateway,
         placement=placement,
         identity=identity,
         watch_interval=config.ORCHESTRATOR.watch_interval,
         workers=config.ORCHESTRATOR.workers,
         subscribe_capabilities=capability_engine.provided.subscribe,
-        placement_deadline=config.ORCHESTRATOR.placement_deadline,
     )
 
     idempotency_repository = providers.Singleton(IdempotencyRepository, services_db)
