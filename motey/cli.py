@@ -98,7 +98,8 @@ def run_node(config: dict[str, Any], console: bool = True) -> int:
         import logbook
 
         logbook.Logger("motey").critical("node failed to start: {}", exc.message)
-        print(f"motey: error: {exc.message}", file=sys.stderr)
+        if not console:  # with a console the log line above is the one line that says it
+            print(f"motey: error: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
         from motey.di.app_module import shutdown_resources

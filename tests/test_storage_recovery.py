@@ -14,7 +14,7 @@ import pytest
 
 from motey.repositories.base import Database
 from motey.repositories.service_repository import ServiceRepository
-from tests.helpers import MoteyNode, unique_name
+from tests.helpers import MoteyNode, unique_name, wait_for
 from tests.test_repositories import make_service
 
 BLUEPRINT = """\
@@ -81,10 +81,18 @@ def test_damaged_database_keeps_containers(
     if damage is not _delete_both:  # restored: the service is known and still runs
         service = node.wait_service_state(sid, "RUNNING")
         assert [i["state"] for i in service["images"]] == ["RUNNING"] * 3
-    # A second, clean start trusts the database again and keeps what it records.
+    # The damage is remembered: a second start still keeps what no service records.
+    marker = node.dir / "db" / "services.json.restored"
+    assert marker.exists()
     assert node.stop() == 0
     node.start()
     assert running_ids(docker_client, node) == before
+    if damage is _delete_both:
+        # Once the operator deletes the marker, unrecorded containers are orphans again.
+        assert node.stop() == 0
+        marker.unlink()
+        node.start()
+        wait_for(lambda: not running_ids(docker_client, node), what="orphans to be removed")
 
 
 def test_unrecoverable_database_refuses_with_one_line(node: MoteyNode) -> None:
@@ -100,12 +108,12 @@ def test_unrecoverable_database_refuses_with_one_line(node: MoteyNode) -> None:
     output = node.log_file.read_bytes()[log_size:].decode()
     assert "Traceback" not in output
     lines = [line for line in output.splitlines() if line.strip()]
-    assert lines == [
-        f"motey: error: database {db / 'services.json'} is corrupt (Expecting value: line 1 "
-        "column 19 (char 18)) and its previous generation services.json.prev is empty; "
-        "nothing was changed — move services.json away to start with an empty database "
-        "(running containers are kept)"
-    ], output
+    assert len(lines) == 1, output
+    assert f"node failed to start: database {db / 'services.json'} is corrupt (" in lines[0]
+    assert lines[0].endswith(
+        "and its previous generation services.json.prev is empty; nothing was changed — "
+        "move services.json away to start with an empty database (running containers are kept)"
+    ), lines[0]
     assert (db / "services.json").read_text() == '{"services": {"1": ', "left as it was"
 
 
@@ -133,3 +141,22 @@ def test_previous_generation_is_the_file_before_the_last_write(tmp_path: Path) -
     assert not ServiceRepository(reopened).health().clean
     clean = Database(path).open()
     assert clean.health.clean and ServiceRepository(clean).health().clean
+
+
+def test_restore_is_remembered_until_the_marker_is_deleted(tmp_path: Path) -> None:
+    path, owner = tmp_path / "services.json", tmp_path / "node_id"
+    owner.write_text("n1")
+    ServiceRepository(Database(path, owner).open()).add(make_service())
+    path.unlink()
+    Path(f"{path}.prev").unlink()
+    assert not Database(path, owner).open().health.clean  # deleted: started empty
+    again = Database(path, owner).open()
+    assert not again.health.clean and "services.json.restored" in again.health.message
+    (tmp_path / "services.json.restored").unlink()
+    assert Database(path, owner).open().health.clean
+
+
+def test_a_new_node_starts_clean(tmp_path: Path) -> None:
+    fresh = Database(tmp_path / "services.json", tmp_path / "node_id").open()
+    assert fresh.health.clean
+    assert not (tmp_path / "services.json.restored").exists()

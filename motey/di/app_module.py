@@ -19,7 +19,7 @@ from motey.communication.zeromq_context import zeromq_context
 from motey.communication.zeromq_server import NodeRequestHandler, ZeroMQServer
 from motey.core import Core
 from motey.logging_setup import setup_logging
-from motey.node.identity import NodeIdentity, load_or_create_node_id
+from motey.node.identity import NODE_ID_FILE, NodeIdentity, load_or_create_node_id
 from motey.node.status import NodeStatusMonitor
 from motey.orchestrator.cluster import ClusterGateway
 from motey.orchestrator.executor import ImageExecutor
@@ -35,12 +35,14 @@ from motey.val.loader import discover_plugins
 from motey.val.manager import VALManager
 
 
-def _open_database(path: str, name: str, _logging: Any = None) -> Any:
+def _open_database(path: str, name: str, _logging: Any = None, owner: str | None = None) -> Any:
     """Resource: open one TinyDB file and close it on shutdown.
 
     ``_logging`` only orders the resources: a restored file is reported in the log.
+    ``owner`` names the node id file for the database whose records decide orphans.
     """
-    database = Database(os.path.join(path, name)).open()
+    owner_file = os.path.join(path, owner) if owner else None
+    database = Database(os.path.join(path, name), owner_file=owner_file).open()
     try:
         yield database
     finally:
@@ -77,7 +79,9 @@ class ApplicationContainer(containers.DeclarativeContainer):
     )
 
     # -- data ----------------------------------------------------------------------
-    services_db = providers.Resource(_open_database, config.DATABASE.path, "services.json", logging)
+    services_db = providers.Resource(
+        _open_database, config.DATABASE.path, "services.json", logging, owner=NODE_ID_FILE
+    )
     nodes_db = providers.Resource(_open_database, config.DATABASE.path, "nodes.json", logging)
     capabilities_db = providers.Resource(
         _open_database, config.DATABASE.path, "capabilities.json", logging

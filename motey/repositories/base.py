@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,11 @@ CLEAN = Health(True, "")
 def previous_generation(path: Path) -> Path:
     """Where the generation before the current one of ``path`` is kept."""
     return path.with_name(path.name + PREVIOUS_SUFFIX)
+
+
+def restored_marker(path: Path) -> Path:
+    """The file that says ``path`` was restored and may not name every container."""
+    return path.with_name(path.name + ".restored")
 
 
 def _load(path: Path) -> tuple[dict[str, Any] | None, str]:
@@ -95,12 +101,16 @@ class AtomicJSONStorage(Storage):
     while the node runs is repaired by the next write instead of read back.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, owner_file: str | None = None) -> None:
         self._path = Path(path)
         self._prev = previous_generation(self._path)
+        self._marker = restored_marker(self._path)
+        self._owner_file = Path(owner_file) if owner_file else None
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._text: str | None = None
         self.health = self._open()
+        if not self.health.clean and self._owner_file is not None:
+            self._mark(self.health.message)
 
     def _open(self) -> Health:
         data, problem = _load(self._path)
@@ -108,6 +118,8 @@ class AtomicJSONStorage(Storage):
             self._text = json.dumps(data, separators=(",", ":"))
             if _load(self._prev)[0] is None:
                 self._keep_previous()  # a clean start always leaves a generation to go back to
+            if self._owner_file is not None and self._marker.exists():
+                return Health(False, self._marked())
             return CLEAN
         previous, prev_problem = _load(self._prev)
         if previous is not None:
@@ -120,12 +132,29 @@ class AtomicJSONStorage(Storage):
             return Health(False, message)
         if problem == "missing" and prev_problem == "missing":
             self._write_file("{}", rotate=False)
-            return Health(False, f"database {self._path} did not exist; started empty")
+            if self._owner_file is not None and not self._owner_file.exists():
+                return CLEAN  # a node that never ran: no container can be its own
+            message = f"database {self._path} did not exist; started empty"
+            log.warning(message)
+            return Health(False, message)
         raise StorageError(
             f"database {self._path} is {problem} and its previous generation {self._prev.name} "
             f"is {prev_problem}; nothing was changed — move {self._path.name} away to start "
             "with an empty database (running containers are kept)"
         )
+
+    def _mark(self, message: str) -> None:
+        """Remember the damage across restarts: the records may still miss containers."""
+        if not self._marker.exists():
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self._marker.write_text(f"{stamp}: {message}\n", encoding="utf-8")
+
+    def _marked(self) -> str:
+        try:
+            text = self._marker.read_text(encoding="utf-8").strip()
+        except OSError:
+            text = "an earlier start restored this database"
+        return f"{text} — containers no service records are kept until {self._marker} is deleted"
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         if self._text is None:
@@ -173,8 +202,15 @@ class AtomicJSONStorage(Storage):
 class Database:
     """A TinyDB file plus the lock that every access must hold."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], owner_file: str | os.PathLike[str] | None = None
+    ) -> None:
+        """``owner_file`` (the node id file) marks a database whose records decide which
+        containers are orphans: its damage is remembered in ``<name>.restored`` until an
+        operator deletes that file, and a missing file is only harmless on a node that
+        has no id yet."""
         self.path = Path(path)
+        self._owner_file = str(owner_file) if owner_file else None
         self._lock = threading.RLock()
         self._db: TinyDB | None = None
         self._closed = False
@@ -188,7 +224,7 @@ class Database:
         """
         with self._lock:
             if self._db is None:
-                db = TinyDB(str(self.path), storage=AtomicJSONStorage)
+                db = TinyDB(str(self.path), self._owner_file, storage=AtomicJSONStorage)
                 storage = db.storage
                 assert isinstance(storage, AtomicJSONStorage)
                 self.health = storage.health
