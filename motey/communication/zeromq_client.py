@@ -17,7 +17,7 @@ import zmq
 
 from motey.communication.protocol import node_requests as proto
 from motey.communication.protocol.node_requests import RequestKind
-from motey.errors import CommunicationError, MoteyError
+from motey.errors import CommunicationError, MoteyError, PeerSilent
 from motey.models.image import Image
 from motey.models.node import DEFAULT_PORTS, Node
 from motey.val.plugin import InstanceStatus
@@ -61,6 +61,10 @@ class ZeroMQNodeClient:
             for sock in sockets:
                 sock.close(linger=0)
 
+    def cancel(self) -> None:
+        """End requests in flight now and refuse new ones until :meth:`start` (node stop)."""
+        self._stopped.set()
+
     # -- RemoteNodeClient ------------------------------------------------------------
     def describe(self, node: Node) -> dict[str, Any]:
         """Capabilities, lifecycle and load of ``node`` (an original node: capabilities)."""
@@ -98,6 +102,16 @@ class ZeroMQNodeClient:
             self._action_timeout,
         )
         return self._decode(node, RequestKind.TERMINATE, proto.decode_terminate_reply, raw)
+
+    def claims(self, node: Node, own_id: str, image_ids: list[str]) -> dict[str, list[str]]:
+        """Ask the owner ``node`` which of ``image_ids`` this node (``own_id``) may keep."""
+        raw = self._request(
+            node,
+            RequestKind.CLAIMS,
+            proto.encode_claims_request(own_id, image_ids),
+            self._request_timeout,
+        )
+        return self._decode(node, RequestKind.CLAIMS, proto.decode_claims_reply, raw)
 
     # -- plumbing --------------------------------------------------------------------
     @staticmethod
@@ -152,7 +166,7 @@ class ZeroMQNodeClient:
                         kind.label,
                         timeout,
                     )
-                    raise CommunicationError(
+                    raise PeerSilent(
                         f"node {self._label(node)} did not answer the {kind.label} request "
                         f"within {timeout:g} s ({endpoint})"
                     )

@@ -23,6 +23,8 @@ from motey.orchestrator.executor import ImageExecutor
 log = logbook.Logger(__name__)
 
 Handler = Callable[[bytes], bytes]
+#: The owner's answer to a claims request: ``(node id, image ids) -> (keep, stop)``.
+Claims = Callable[[str, list[str]], tuple[list[str], list[str]]]
 
 #: Seconds a bind keeps retrying while the port is still held by a socket just closed.
 BIND_RETRY = 1.0
@@ -31,8 +33,9 @@ BIND_RETRY = 1.0
 class NodeRequestHandler:
     """What this node answers to each request kind; never raises."""
 
-    def __init__(self, executor: ImageExecutor) -> None:
+    def __init__(self, executor: ImageExecutor, claims: Claims | None = None) -> None:
         self._executor = executor
+        self._claims = claims
 
     def handler(self, kind: RequestKind) -> Handler:
         """The function that answers requests of ``kind``."""
@@ -41,6 +44,7 @@ class NodeRequestHandler:
             RequestKind.DEPLOY: self._deploy,
             RequestKind.STATUS: self._status,
             RequestKind.TERMINATE: self._terminate,
+            RequestKind.CLAIMS: self._answer_claims,
         }[kind]
 
         def answer(raw: bytes) -> bytes:
@@ -75,6 +79,20 @@ class NodeRequestHandler:
         log.info("peer asks to terminate image {}", ref.id)
         return proto.encode_terminate_reply(ref, self._executor.terminate(ref.as_image()))
 
+    def _answer_claims(self, raw: bytes) -> bytes:
+        node_id, image_ids = proto.decode_claims_request(raw)
+        if self._claims is None:
+            raise ValidationError("this node answers no image claims")
+        keep, stop = self._claims(node_id, image_ids)
+        log.info(
+            "node {} asked for {} image(s): keep {}, stop {}",
+            node_id,
+            len(image_ids),
+            len(keep),
+            len(stop),
+        )
+        return proto.encode_claims_reply(keep, stop)
+
 
 class ZeroMQServer:
     """Binds one REP socket per request kind on ``ip`` and serves each in a thread."""
@@ -94,7 +112,8 @@ class ZeroMQServer:
         self._context = context
         self._handler = handler
         self.ip = ip
-        self._ports = {kind: int(ports[kind.value]) for kind in RequestKind}
+        # A kind without a configured port is not served (e.g. claims on an old config).
+        self._ports = {kind: int(ports[kind.value]) for kind in RequestKind if kind.value in ports}
         self._poll_ms = int(poll_interval * 1000)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -112,7 +131,7 @@ class ZeroMQServer:
         self._stop.clear()
         sockets: dict[RequestKind, zmq.Socket] = {}
         try:
-            for kind in RequestKind:
+            for kind in self._ports:
                 sockets[kind] = self._bind(kind)
         except ConfigError:
             for sock in sockets.values():
@@ -130,7 +149,7 @@ class ZeroMQServer:
         log.info(
             "ZeroMQ repliers listening on {} ports {}",
             self.ip,
-            ", ".join(str(self._ports[k]) for k in RequestKind),
+            ", ".join(str(port) for port in self._ports.values()),
         )
 
     def stop(self) -> None:

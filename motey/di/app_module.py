@@ -21,8 +21,9 @@ from motey.core import Core
 from motey.logging_setup import setup_logging
 from motey.node.identity import NODE_ID_FILE, NodeIdentity, load_or_create_node_id
 from motey.node.status import NodeStatusMonitor
-from motey.orchestrator.cluster import ClusterGateway
+from motey.orchestrator.cluster import ClusterGateway, PeerHealth
 from motey.orchestrator.executor import ImageExecutor
+from motey.orchestrator.fencing import Fence
 from motey.orchestrator.idempotency import IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.orchestrator.placement import Placement
@@ -57,6 +58,7 @@ def _ports(config: dict[str, Any]) -> dict[str, int]:
         "deploy_image_replier": zmq["deploy_image_replier"],
         "image_status_replier": zmq["image_status_replier"],
         "image_terminate_replier": zmq["image_terminate_replier"],
+        "image_claims_replier": zmq["image_claims_replier"],
     }
 
 
@@ -142,8 +144,14 @@ class ApplicationContainer(containers.DeclarativeContainer):
         action_timeout=config.ZEROMQ.action_timeout,
     )
     image_executor = providers.Singleton(ImageExecutor, identity, val_manager, capability_engine)
+    peer_health = providers.Singleton(
+        PeerHealth,
+        node_repository,
+        max_failures=config.ORCHESTRATOR.peer_max_failures,
+        grace=config.ORCHESTRATOR.peer_grace,
+    )
     gateway = providers.Singleton(
-        ClusterGateway, identity, image_executor, node_repository, remote_client
+        ClusterGateway, identity, image_executor, node_repository, remote_client, peer_health
     )
     placement = providers.Singleton(
         Placement, gateway, timeout=config.ORCHESTRATOR.placement_timeout
@@ -151,13 +159,22 @@ class ApplicationContainer(containers.DeclarativeContainer):
     orchestrator = providers.Singleton(
         InterNodeOrchestrator,
         services=service_repository,
-        val_manager=val_manager,
+        executor=image_executor,
         gateway=gateway,
         placement=placement,
         identity=identity,
         watch_interval=config.ORCHESTRATOR.watch_interval,
         workers=config.ORCHESTRATOR.workers,
         subscribe_capabilities=capability_engine.provided.subscribe,
+        placement_deadline=config.ORCHESTRATOR.placement_deadline,
+        reschedule_after=config.ORCHESTRATOR.reschedule_after,
+    )
+    fence = providers.Singleton(
+        Fence,
+        identity,
+        image_executor,
+        gateway,
+        stop_after_disconnect=config.ORCHESTRATOR.stop_after_disconnect,
     )
 
     idempotency_repository = providers.Singleton(IdempotencyRepository, services_db)
@@ -190,7 +207,9 @@ class ApplicationContainer(containers.DeclarativeContainer):
     zeromq_server = providers.Singleton(
         ZeroMQServer,
         context=zmq_context,
-        handler=providers.Singleton(NodeRequestHandler, image_executor),
+        handler=providers.Singleton(
+            NodeRequestHandler, image_executor, orchestrator.provided.answer_claims
+        ),
         ip=config.NODE.ip,
         ports=providers.Callable(_ports, full_config),
     )
@@ -227,7 +246,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
             remote_client,
             communication_manager,
         ),
-        workers=providers.List(orchestrator),
+        # The fence asks owners about this node's copies before it reports OPERATE.
+        workers=providers.List(fence, orchestrator),
     )
 
 

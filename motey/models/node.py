@@ -31,6 +31,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "deploy_image_replier": 5092,
     "image_status_replier": 5093,
     "image_terminate_replier": 5094,
+    "image_claims_replier": 5095,
 }
 
 

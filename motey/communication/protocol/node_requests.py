@@ -10,6 +10,10 @@ capabilities
 deploy
     Request: the image as a JSON object (``id``, ``name``, ``engine``, ``parameters``,
     ``capabilities``, ``node``). Reply: the container id as text.
+claims (new, no original counterpart)
+    Request: ``{"version": 2, "node_id": ..., "images": [image ids]}`` — a node back from
+    a cut asks the owner which of the images it runs it may keep. Reply:
+    ``{"keep": [...], "stop": [...]}``; an image moved elsewhere meanwhile is in ``stop``.
 status, terminate
     Request: the image id as text. Reply: the state name (``RUNNING``), respectively
     ``true``/``false`` (whether an instance was removed). Extension: the request
@@ -34,6 +38,8 @@ from motey.errors import CommunicationError, MoteyError, ValidationError
 from motey.models.image import Image, ImageState
 from motey.models.node import NodeLifecycle
 from motey.schemas.cluster import (
+    CLAIMS_REPLY_SCHEMA,
+    CLAIMS_REQUEST_SCHEMA,
     DEPLOY_REQUEST_SCHEMA,
     DESCRIPTION_SCHEMA,
     IMAGE_ID_PATTERN,
@@ -63,6 +69,7 @@ class RequestKind(enum.Enum):
     DEPLOY = "deploy_image_replier"
     STATUS = "image_status_replier"
     TERMINATE = "image_terminate_replier"
+    CLAIMS = "image_claims_replier"
 
     @property
     def label(self) -> str:
@@ -72,6 +79,7 @@ class RequestKind(enum.Enum):
             RequestKind.DEPLOY: "deploy image",
             RequestKind.STATUS: "image status",
             RequestKind.TERMINATE: "terminate image",
+            RequestKind.CLAIMS: "image claims",
         }[self]
 
 
@@ -223,6 +231,7 @@ def encode_deploy_request(image: Image) -> bytes:
             "node": image.node,
             "service_id": image.service_id,
             "owner_id": image.owner_id,
+            "on_disconnect": image.on_disconnect,
         }
     )
 
@@ -248,6 +257,7 @@ def decode_deploy_request(raw: bytes) -> Image:
         node=node if isinstance(node, str) else None,
         service_id=data.get("service_id"),
         owner_id=data.get("owner_id"),
+        on_disconnect=data.get("on_disconnect") or "keep",
     )
 
 
@@ -347,3 +357,31 @@ def decode_terminate_reply(raw: bytes) -> bool:
         data = _json(text, "terminate reply")
         return bool(isinstance(data, dict) and data.get("terminated"))
     return text.lower() not in ("false", "0")
+
+
+# -- claims ------------------------------------------------------------------------------
+
+
+def encode_claims_request(node_id: str, image_ids: list[str]) -> bytes:
+    """Ask an owner which of ``image_ids`` the node ``node_id`` may keep running."""
+    return _dump({"version": VERSION, "node_id": node_id, "images": list(image_ids)})
+
+
+def decode_claims_request(raw: bytes) -> tuple[str, list[str]]:
+    """The asking node's id and the image ids it runs, or :class:`ValidationError`."""
+    data = _json(_text(raw, "claims request"), "claims request")
+    validate(data, CLAIMS_REQUEST_SCHEMA, "claims request")
+    return str(data["node_id"]), [str(i) for i in data["images"]]
+
+
+def encode_claims_reply(keep: list[str], stop: list[str]) -> bytes:
+    return _dump({"keep": list(keep), "stop": list(stop)})
+
+
+def decode_claims_reply(raw: bytes) -> dict[str, list[str]]:
+    """``{"keep": [...], "stop": [...]}`` from an owner, or the error it answered with."""
+    text = _text(raw, "claims reply").strip()
+    _maybe_error(text)
+    data = _json(text, "claims reply")
+    validate(data, CLAIMS_REPLY_SCHEMA, "claims reply")
+    return {"keep": list(data["keep"]), "stop": list(data["stop"])}
