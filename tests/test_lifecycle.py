@@ -167,7 +167,7 @@ def test_rest_stop_waits_for_handlers_within_its_wait(
     assert entered.wait(5)
     began = time.monotonic()
     server.stop()
-    assert time.monotonic() - began <= APIServer.STOP_WAIT + 0.2
+    assert time.monotonic() - began <= APIServer.STOP_WAIT + 1.0  # + scheduling on a busy box
     assert server.drained is drained
     client.join(10)
     if drained:
