@@ -184,3 +184,40 @@ def test_a_starting_node_asks_the_owners_before_it_operates(tmp_path: Path) -> N
     finally:
         fence.stop()
         rig.close()
+
+
+def test_a_dead_node_costs_one_request_timeout_per_round(tmp_path: Path) -> None:
+    rig = build(tmp_path, request_timeout=0.3, reschedule_after=60)
+    try:
+        peer = rig.add_peer(FakePeer("127.9.0.2", capabilities=["zigbee"]))
+        service = rig.orchestrator.submit_blueprint(
+            blueprint(*[{"name": f"z{n}", "capabilities": ["zigbee"]} for n in range(4)])
+        )
+        wait_state(rig, service.id, "RUNNING")
+        cut(rig, peer)
+        started = time.monotonic()
+        rig.orchestrator.watch_once()
+        assert time.monotonic() - started < 0.3 * 2  # one timeout, not four
+        hurt = rig.orchestrator.get_service(service.id)
+        assert all("unreachable" in i.state_message for i in hurt.images)
+    finally:
+        rig.close()
+
+
+def test_a_stop_image_its_node_stopped_while_cut_off_is_placed_again(tmp_path: Path) -> None:
+    rig = build(tmp_path)
+    try:
+        peer = rig.add_peer(FakePeer("127.9.0.2", capabilities=["zigbee"]))
+        service = rig.orchestrator.submit_blueprint(
+            blueprint({"name": "z", "capabilities": ["zigbee"], "on_disconnect": "stop"})
+        )
+        running = wait_state(rig, service.id, "RUNNING")
+        assert running.images[0].on_disconnect == "stop"
+        peer.engine.terminate(running.images[0].id)  # what the node's fence does
+        rig.orchestrator.watch_once()
+        back = rig.orchestrator.get_service(service.id)
+        assert back.state is ServiceState.RUNNING, back.state_message
+        assert peer.engine.running() == {back.images[0].id}
+        assert any("stopped on 127.9.0.2 while cut off" in h["message"] for h in back.history)
+    finally:
+        rig.close()

@@ -7,11 +7,12 @@ unreachable nodes) and writes a service once, and only when something changed.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import logbook
 
-from motey.errors import CommunicationError, MoteyError
+from motey.errors import CommunicationError, MoteyError, PeerSilent
 from motey.models.image import ImageState
 from motey.models.service import Service, ServiceState
 from motey.orchestrator.book import ServiceBook
@@ -96,6 +97,9 @@ class Watcher:
         """Refresh watched services, run the movers, write each changed service once."""
         if self._before_round is not None:
             self._before_round()
+        # Nodes that did not answer in this round are not asked again in it: a dead node
+        # costs one request timeout per round, not one per image.
+        silent: dict[str, str] = {}
         for service in self._book.all():
             if self._stop.is_set() or self._jobs.stopping.is_set():
                 return
@@ -109,7 +113,7 @@ class Watcher:
                 if current is None or not is_watched(current):
                     continue
                 before = current.to_dict()
-                self.refresh_images(current)
+                self.refresh_images(current, silent)
                 for step in self._steps:
                     step(current)
                     if not is_watched(current):
@@ -121,15 +125,24 @@ class Watcher:
             finally:
                 lock.release()
 
-    def refresh_images(self, service: Service) -> None:
+    def refresh_images(self, service: Service, silent: dict[str, str] | None = None) -> None:
+        """Each placed image's state from its node; ``silent`` collects nodes that did
+        not answer (by address, with the error) and is not asked again."""
+        silent = {} if silent is None else silent
         for image in service.images:
             if not (image.node or image.node_id) or image.state is ImageState.TERMINATED:
+                continue
+            if image.node in silent:
+                image.state = ImageState.ERROR
+                image.state_message = f"node {image.node} unreachable: {silent[image.node]}"
                 continue
             try:
                 status = self._gateway.status(image)
             except CommunicationError as exc:
                 if image.state is not ImageState.ERROR:
                     log.warning("image {} of service {}: {}", image.id, service.id, exc.message)
+                if isinstance(exc, PeerSilent) and image.node:
+                    silent[image.node] = exc.message
                 image.state = ImageState.ERROR
                 image.state_message = f"node {image.node} unreachable: {exc.message}"
                 continue
@@ -144,5 +157,18 @@ class Watcher:
                     status.state.value,
                     status.message,
                 )
+            if not status.exists and image.on_disconnect == "stop":
+                # Its node stopped it while cut off from this owner (on_disconnect: stop)
+                # and no other node took it over: place it again.
+                self._book.record(
+                    service,
+                    f"image {image.name!r} was stopped on {image.node} while cut off from "
+                    "its owner (on_disconnect: stop); placing it again",
+                )
+                image.node = image.node_id = image.instance_id = None
+                image.awaiting_placement, image.awaiting_since = True, time.time()
+                image.state = ImageState.ERROR
+                image.state_message = "waiting for a node: stopped while cut off"
+                continue
             image.state = status.state
             image.state_message = status.message
