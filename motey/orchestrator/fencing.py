@@ -94,6 +94,9 @@ class Fence:
         for owner_id, images in foreign.items():
             if self._stop.is_set():
                 return
+            # Stop first, probe after: a probe of a silent owner blocks for the request
+            # timeout, which must not be added to stop_after_disconnect.
+            images = self._stop_if_overdue(owner_id, images)
             sent = self._clock()
             node = self._gateway.peer(owner_id, None)
             if node is not None and self._answers(node):
@@ -101,19 +104,28 @@ class Fence:
                     log.info("owner {} answers again; asking which images to keep", owner_id)
                     self._claim(owner_id, node, images)
                 continue
-            since = self._lost_since.setdefault(owner_id, sent)
-            if self._clock() - since < self._stop_after:
+            self._lost_since.setdefault(owner_id, sent)
+            self._stop_if_overdue(owner_id, images)
+
+    def _stop_if_overdue(self, owner_id: str, images: list[Foreign]) -> list[Foreign]:
+        """Stop the ``on_disconnect: stop`` images of an owner silent long enough;
+        return the images left running."""
+        since = self._lost_since.get(owner_id)
+        if since is None or self._clock() - since < self._stop_after:
+            return images
+        left: list[Foreign] = []
+        for engine, info in images:
+            if info.labels.get(LABEL_ON_DISCONNECT) != "stop":
+                left.append((engine, info))
                 continue
-            for engine, info in images:
-                if info.labels.get(LABEL_ON_DISCONNECT) != "stop":
-                    continue
-                log.warning(
-                    "stopping image {}: owner {} silent for {:.0f} s (on_disconnect: stop)",
-                    info.image_id,
-                    owner_id,
-                    self._clock() - since,
-                )
-                self._remove(engine, info)
+            log.warning(
+                "stopping image {}: owner {} silent for {:.0f} s (on_disconnect: stop)",
+                info.image_id,
+                owner_id,
+                self._clock() - since,
+            )
+            self._remove(engine, info)
+        return left
 
     def _foreign(self) -> dict[str, list[Foreign]]:
         """This node's instances that another node owns, by owner id."""
