@@ -132,8 +132,8 @@ class AtomicJSONStorage(Storage):
             return Health(False, message)
         if problem == "missing" and prev_problem == "missing":
             self._write_file("{}", rotate=False)
-            if self._owner_file is not None and not self._owner_file.exists():
-                return CLEAN  # a node that never ran: no container can be its own
+            if self._owner_file is None or not self._owner_file.exists():
+                return CLEAN  # records that decide nothing, or a node that never ran
             message = f"database {self._path} did not exist; started empty"
             log.warning(message)
             return Health(False, message)
