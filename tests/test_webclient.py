@@ -206,9 +206,9 @@ def test_vendored_assets_match_the_lock_file(browser_deps: None) -> None:
 
 
 def test_blueprint_check_unit_tests(browser_deps: None) -> None:
-    """The page's client-side blueprint check (node's test runner, no browser)."""
+    """The page's blueprint check and API calls (node's test runner, no browser)."""
     r = subprocess.run(
-        ["node", "--test", "blueprint.test.cjs"],
+        ["node", "--test", "blueprint.test.cjs", "api.test.cjs"],
         cwd=TOOLING,
         # webclient/js/blueprint.js requires js-yaml; it lives in the tooling folder.
         env={**os.environ, "NODE_PATH": str(TOOLING / "node_modules")},
