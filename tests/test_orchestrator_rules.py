@@ -233,7 +233,7 @@ def test_placement_deadline_turns_waiting_into_error(tmp_path: Path) -> None:
         rig.orchestrator.watch_once()
         failed = rig.orchestrator.get_service(service.id)
         assert failed.state is ServiceState.ERROR
-        assert "no node qualified within 0.2 s" in failed.state_message
+        assert "no node meets its requirements within 0.2 s" in failed.state_message
         assert "camera" in failed.state_message
         assert rig.engine.running() == set()  # rolled back
     finally:

@@ -462,3 +462,28 @@ def test_page_from_another_origin_talks_to_any_node(
     services = [s for s in node.get("/v1/service").json() if s["service_name"] == name]
     assert len(services) == 1 and services[0]["state"] == "RUNNING", services
     assert_png(screenshots / "settings.png")
+
+
+def test_an_image_awaiting_placement(
+    browser_deps: None, node_factory: Any, docker_client: docker.DockerClient, screenshots: Path
+) -> None:
+    """The service view shows a waiting image and what it waits for, then its placement."""
+    node: MoteyNode = node_factory()
+    name = unique_name("await")
+    text = (
+        f"service_name: {name}\nimages:\n  - name: {TEST_IMAGE}\n"
+        '    parameters: {command: "sleep 600"}\n    capabilities: [camera]\n'
+    )
+    sid = node.post_yaml(text).json()["id"]
+
+    def add_camera() -> None:
+        camera = [{"capability": "camera", "capability_type": "hardware"}]
+        assert node.put_json("/v1/capabilities", camera).status_code == 201
+
+    run_browser(
+        "awaiting",
+        {"url": f"{node.url}/?poll=500", "screenshots": str(screenshots), "serviceName": name},
+        {"add-camera": add_camera},
+    )
+    assert node.wait_service_state(sid, "RUNNING")["images"][0]["node"] == node.ip
+    assert_png(screenshots / "awaiting.png")

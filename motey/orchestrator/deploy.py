@@ -40,7 +40,7 @@ def wait_for_placement(image: Image, error: PlacementError) -> None:
     image.awaiting_placement = True
     image.node = image.node_id = image.instance_id = None
     image.state = ImageState.INSTANTIATING
-    image.state_message = f"waiting for a node: {error.message}"
+    image.state_message = f"waiting for a node: {error.reason or error.message}"
 
 
 class DeployStep:

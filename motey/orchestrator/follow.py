@@ -118,8 +118,8 @@ class ImageMover:
         if waited < self._deadline:
             return False
         reason = (
-            f"image {image.name!r}: no node qualified within {self._deadline:g} s "
-            f"({image.state_message.removeprefix('waiting for a node: ')})"
+            f"image {image.name!r}: no node meets its requirements within "
+            f"{self._deadline:g} s ({image.state_message.removeprefix('waiting for a node: ')})"
         )
         image.awaiting_placement = False
         image.state = ImageState.ERROR

@@ -20,6 +20,8 @@ class PlacementError(MoteyError):
     """No reachable node meets an image's requirements."""
 
     http_status = 422
+    #: The short form, without the image's name ("no node has camera; 3 node(s) checked").
+    reason = ""
 
 
 class Placement:
@@ -77,11 +79,13 @@ class Placement:
         what = f"no node has {', '.join(lacking)}" if lacking else "no node operates"
         if phases:
             what += f" ({'; '.join(p.replace(' node is in ', ' is in ') for p in phases)})"
-        raise PlacementError(
-            f"no node meets the requirements of image {image.name!r}: {what}; "
-            f"{checked} node(s) checked, {len(answers) + 1} answered",
+        reason = f"{what}; {checked} node(s) checked, {len(answers) + 1} answered"
+        error = PlacementError(
+            f"no node meets the requirements of image {image.name!r}: {reason}",
             details={"required": wanted, "missing_by_node": missing_by_node},
         )
+        error.reason = reason
+        raise error
 
     def _ask(self, peers: list[Node]) -> list[tuple[Node, dict[str, Any]]]:
         """Ask ``peers`` in parallel; return within ``timeout`` whatever has answered.
