@@ -68,7 +68,11 @@ def _config(tmp_path: Path) -> dict[str, Any]:
 def test_stop_waits_sum_below_the_stop_timeout(tmp_path: Path) -> None:
     """Home Assistant's test_runner idea: the fixed waits fit the supervisor's limit."""
     container = build_container(_config(tmp_path))
-    core = container.core()
+    container.config.LOGGER.console.from_value(False)
+    try:
+        core = container.core()
+    finally:
+        container.shutdown_resources()  # building opened the ZeroMQ context and databases
     members = core._components.members + core._workers.members
     waits: dict[str, float] = {}
     for member in members:
@@ -76,6 +80,8 @@ def test_stop_waits_sum_below_the_stop_timeout(tmp_path: Path) -> None:
         waits.update({type(m).__name__: stop_wait(m) for m in inner})
     assert "APIServer" in waits and "InterNodeOrchestrator" in waits, waits
     assert all(0 < w <= DEFAULT_STOP_WAIT for w in waits.values()), waits
+    # Every component names its own wait; none relies on the default.
+    assert all(hasattr(type(m), "STOP_WAIT") for m in members), waits
     assert core.STOP_WAIT + EXIT_MARGIN <= STOP_TIMEOUT, (core.STOP_WAIT, waits)
 
 

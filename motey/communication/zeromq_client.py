@@ -32,6 +32,9 @@ class ZeroMQNodeClient:
     ask several nodes in parallel while the watcher polls image states.
     """
 
+    #: Seconds :meth:`stop` may take (it only closes idle sockets); motey/lifecycle.py.
+    STOP_WAIT = 1.0
+
     def __init__(
         self,
         context: zmq.Context,
