@@ -20,6 +20,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3  # LSB: program is not running
+#: ``motey stop --timeout`` default; above the sum of the components' stop waits (tested).
+STOP_TIMEOUT = 30.0
 
 DESCRIPTION = """\
 Motey: a masterless fog-node orchestration engine. Each node takes service blueprints
@@ -78,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--timeout",
                 type=float,
-                default=30.0,
-                help="seconds to wait for the daemon to exit (default: 30)",
+                default=STOP_TIMEOUT,
+                help=f"seconds to wait for the daemon to exit (default: {STOP_TIMEOUT:g})",
             )
     client_commands.register(sub)
     config_example.register(sub)
@@ -97,17 +99,22 @@ def run_node(config: dict[str, Any], console: bool = True) -> int:
 
     container = build_container(config)
     container.config.LOGGER.console.from_value(console)
-    container.init_resources()
+    core = None
     try:
-        container.core().run()
+        container.init_resources()  # opens the databases: a refusal is one line, too
+        core = container.core()
+        core.run()
     except MoteyError as exc:
         import logbook
 
         logbook.Logger("motey").critical("node failed to start: {}", exc.message)
-        print(f"motey: error: {exc.message}", file=sys.stderr)
+        if not console:  # with a console the log line above is the one line that says it
+            print(f"motey: error: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
-        container.shutdown_resources()
+        from motey.di.app_module import shutdown_resources
+
+        shutdown_resources(container, drained=core is None or core.drained)
     return EXIT_OK
 
 

@@ -57,6 +57,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "image_terminate_replier": "5094",
         "image_logs_replier": "5095",
         "services_replier": "5096",
+        "image_claims_replier": "5097",
         "request_timeout": "3",
         "action_timeout": "60",
     },
@@ -75,7 +76,16 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "device_poll_interval": "1",
         "detect_facts": "true",
     },
-    "ORCHESTRATOR": {"watch_interval": "2", "workers": "4", "placement_timeout": "3"},
+    "ORCHESTRATOR": {
+        "watch_interval": "2",
+        "workers": "4",
+        "placement_timeout": "3",
+        "placement_deadline": "",
+        "peer_max_failures": "3",
+        "peer_grace": "30",
+        "reschedule_after": "30",
+        "stop_after_disconnect": "15",
+    },
     "SECURITY": {"mode": "secure", "credentials": ""},
 }
 
@@ -101,9 +111,11 @@ _INT_KEYS = {
     ("ZEROMQ", "image_logs_replier"),
     ("ZEROMQ", "services_replier"),
     ("WEBSERVER", "max_streams"),
+    ("ZEROMQ", "image_claims_replier"),
     ("DOCKER", "timeout"),
     ("DOCKER", "stop_timeout"),
     ("ORCHESTRATOR", "workers"),
+    ("ORCHESTRATOR", "peer_max_failures"),
 }
 _FLOAT_KEYS = {
     ("NODE", "device_poll_interval"),
@@ -113,7 +125,12 @@ _FLOAT_KEYS = {
     ("MQTT", "presence_interval"),
     ("ORCHESTRATOR", "watch_interval"),
     ("ORCHESTRATOR", "placement_timeout"),
+    ("ORCHESTRATOR", "peer_grace"),
+    ("ORCHESTRATOR", "reschedule_after"),
+    ("ORCHESTRATOR", "stop_after_disconnect"),
 }
+#: Numbers that may be left empty, meaning "none" (``None``).
+_OPTIONAL_FLOAT_KEYS = {("ORCHESTRATOR", "placement_deadline")}
 _BOOL_KEYS = {("DOCKER", "pull_missing"), ("NODE", "detect_facts")}
 _PORT_KEYS = {
     ("WEBSERVER", "port"),
@@ -124,6 +141,7 @@ _PORT_KEYS = {
     ("ZEROMQ", "image_terminate_replier"),
     ("ZEROMQ", "image_logs_replier"),
     ("ZEROMQ", "services_replier"),
+    ("ZEROMQ", "image_claims_replier"),
 }
 
 
@@ -217,7 +235,9 @@ def _convert(section: str, key: str, value: str, base_dir: Path, config_path: Pa
         if (section, key) not in _PORT_KEYS and number < 0:
             raise ConfigError(f"{where} must not be negative, got {number}")
         return number
-    if (section, key) in _FLOAT_KEYS:
+    if (section, key) in _OPTIONAL_FLOAT_KEYS and value.lower() in ("", "none"):
+        return None
+    if (section, key) in _FLOAT_KEYS | _OPTIONAL_FLOAT_KEYS:
         try:
             number_f = float(value)
         except ValueError:
@@ -272,6 +292,14 @@ def _finish(result: dict[str, dict[str, Any]], base_dir: Path, config_path: Path
         raise ConfigError(
             f"{config_path}: [SECURITY] mode must be one of {', '.join(SECURITY_MODES)},"
             f" got {security['mode']!r}"
+        )
+    orchestrator = result["ORCHESTRATOR"]
+    if orchestrator["stop_after_disconnect"] >= orchestrator["reschedule_after"]:
+        raise ConfigError(
+            f"{config_path}: [ORCHESTRATOR] stop_after_disconnect "
+            f"({orchestrator['stop_after_disconnect']:g} s) must be below reschedule_after "
+            f"({orchestrator['reschedule_after']:g} s), or an on_disconnect: stop image could "
+            "run twice"
         )
     mqtt = result["MQTT"]
     mqtt["client_id"] = mqtt["client_id"] or ""

@@ -5,41 +5,57 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Sequence
-from typing import Protocol
 
 import logbook
 
+from motey.lifecycle import Component, LifecycleGroup
 from motey.models.node import NodeLifecycle
 from motey.node.identity import NodeIdentity
 
 log = logbook.Logger(__name__)
 
-
-class Component(Protocol):
-    """Something with a lifecycle: ``start()`` and an idempotent ``stop()``."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
+__all__ = ["Component", "Core"]
 
 
 class Core:
-    """Builds nothing itself; drives the lifecycle of what the container built."""
+    """Builds nothing itself; drives the lifecycle of what the container built.
 
-    def __init__(self, identity: NodeIdentity, components: Sequence[Component]) -> None:
+    ``components`` (engines, transports) start first; ``workers`` (the orchestrator)
+    start after them and stop before them, while the node still operates: a job that is
+    stopping pauses, and only then does the node turn ``DECOMMISSION`` (which refuses
+    work). The other way round, a running deployment met ``DECOMMISSION`` on its next
+    image and ended in a final ``ERROR``.
+    """
+
+    def __init__(
+        self,
+        identity: NodeIdentity,
+        components: Sequence[Component],
+        workers: Sequence[Component] = (),
+    ) -> None:
         self._identity = identity
-        self._components = list(components)
-        self._started: list[Component] = []
+        self._components = LifecycleGroup("node", components)
+        self._workers = LifecycleGroup("jobs", workers)
+        self._running = False
         self._stop_event = threading.Event()
+
+    @property
+    def STOP_WAIT(self) -> float:  # noqa: N802 - same attribute as every component
+        """The longest a stop can take: the sum of every component's fixed wait."""
+        return self._workers.STOP_WAIT + self._components.STOP_WAIT
+
+    @property
+    def drained(self) -> bool:
+        """Whether every component stopped within its wait with no handler still running."""
+        return self._workers.drained and self._components.drained
 
     def start(self) -> None:
         """Start every component; on a failure stop the ones already started and re-raise."""
         self._identity.set_lifecycle(NodeLifecycle.PROVISION, "starting components")
+        self._running = True
+        self._components.start()
         try:
-            for component in self._components:
-                log.debug("starting {}", type(component).__name__)
-                component.start()
-                self._started.append(component)
+            self._workers.start()
         except BaseException:
             self.stop()
             raise
@@ -52,15 +68,12 @@ class Core:
         )
 
     def stop(self) -> None:
-        """Stop started components in reverse order; idempotent."""
-        if self._started:
+        """Pause the jobs, then leave OPERATE and stop the components in reverse; idempotent."""
+        self._workers.stop()
+        if self._running:
+            self._running = False
             self._identity.set_lifecycle(NodeLifecycle.DECOMMISSION, "shutting down")
-        while self._started:
-            component = self._started.pop()
-            try:
-                component.stop()
-            except Exception as exc:  # keep stopping the others
-                log.error("{} did not stop cleanly: {}", type(component).__name__, exc)
+        self._components.stop()
         self._stop_event.set()
 
     def request_stop(self, *_: object) -> None:

@@ -93,5 +93,9 @@ class CommunicationError(MoteyError):
     http_status = 504
 
 
+class PeerSilent(CommunicationError):
+    """Another node did not answer at all (as opposed to answering with an error)."""
+
+
 class StorageError(MoteyError):
     """The on-disk database could not be read or written."""

@@ -227,12 +227,15 @@ cmd_stop() {
 }
 
 cmd_demo() {
-  local blueprint=${1:-$ROOT/scripts/demo-blueprint.yaml} api=http://$NET.1:5023/v1 id state now
+  local blueprint=${1:-$ROOT/scripts/demo-blueprint.yaml} api=http://$NET.1:5023/v1 id state now key
   [ -f "$blueprint" ] || die "blueprint $blueprint not found"
   alive "$DIR/node-2/node.pid" "$DIR/node-2/config.ini" || cmd_start 3
   say "deploying $blueprint to node 1"
-  id=$(curl -fsS -X POST -H 'Content-Type: application/x-yaml' --data-binary @"$blueprint" \
-    "$api/service" | json "d['id']")
+  # One Idempotency-Key for this deploy: curl's retries after a lost answer reuse it, so
+  # the node creates the service once.
+  key=$(python3 -c 'import uuid; print(uuid.uuid4())')
+  id=$(curl -fsS --retry 3 --retry-connrefused -X POST -H 'Content-Type: application/x-yaml' \
+    -H "Idempotency-Key: $key" --data-binary @"$blueprint" "$api/service" | json "d['id']")
   echo "service id: $id"
   state=""
   for _ in $(seq 1 60); do

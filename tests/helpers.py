@@ -6,6 +6,7 @@ a developer's demo cluster (which uses 127.0.1.x) without port clashes.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import shutil
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -25,13 +27,52 @@ import requests
 TEST_IMAGE = "motey-test/busybox:latest"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# One address block per test run: 127.<pid-derived>.<counter>.<counter>.
-_BLOCK = 20 + os.getpid() % 200
+# One address block per test run: 127.<block>.<counter>.<counter>. Several test runs
+# share the machine (and port 5023 on their nodes' addresses), so a run claims its block
+# with a lock file held until it exits; a pid-derived block alone collided now and then,
+# and a test then talked to another run's node.
+_BLOCK_LOCKS = Path(tempfile.gettempdir()) / "motey-test-blocks"
+_block_lock: Any = None
+_BLOCK = 0
 _counter = itertools.count(1)
 
 
+def _block_unused(block: int) -> bool:
+    """Whether no node listens on the block's first addresses."""
+    for n in range(1, 9):
+        with socket.socket() as s:
+            try:
+                s.bind((f"127.{block}.0.{n + 1}", 5023))
+            except OSError:
+                return False
+    return True
+
+
+def _claim_block() -> int:
+    global _block_lock
+    _BLOCK_LOCKS.mkdir(exist_ok=True)
+    start = os.getpid() % 200
+    for offset in range(200):
+        block = 20 + (start + offset) % 200
+        handle = (_BLOCK_LOCKS / f"{block}.lock").open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        if not _block_unused(block):  # a run with older helpers may be using it
+            handle.close()
+            continue
+        _block_lock = handle  # held (open) for the life of this test run
+        return block
+    raise RuntimeError("no free loopback block for this test run")
+
+
 def next_loopback() -> str:
-    """A loopback address no other node of this test run uses."""
+    """A loopback address no other node of this test run (or of another run) uses."""
+    global _BLOCK
+    if not _BLOCK:
+        _BLOCK = _claim_block()
     n = next(_counter)
     return f"127.{_BLOCK}.{n // 250}.{n % 250 + 1}"
 
@@ -192,12 +233,17 @@ class MoteyNode:
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
 
-    def post_yaml(self, text: str, content_type: str = "application/x-yaml") -> requests.Response:
+    def post_yaml(
+        self,
+        text: str,
+        content_type: str = "application/x-yaml",
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
         return self.request(
             "POST",
             "/v1/service",
             data=textwrap.dedent(text).encode(),
-            headers={"Content-Type": content_type},
+            headers={"Content-Type": content_type, **(headers or {})},
             timeout=30,
         )
 

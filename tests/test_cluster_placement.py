@@ -43,6 +43,8 @@ def cluster(
         for name, caps in (("a", []), ("b", ["zigbee"]), ("c", ["camera"])):
             node = MoteyNode(workdir, name=f"cell-{name}", mqtt=(broker.ip, broker.port))
             node.sections["NODE"]["capabilities"] = ",".join(caps)
+            if name == "a":  # fail fast: an image no node can run waits 1 s, then ERROR
+                node.sections["ORCHESTRATOR"]["placement_deadline"] = "1"
             node.write_config()
             nodes.append(node)
             node.start()

@@ -100,3 +100,25 @@ def test_bad_environment_override_is_named(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/motey.ini", environ={})
+
+
+def test_healing_keys(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[NODE]\nip = 127.0.0.1\n"), environ={})
+    orchestrator = config["ORCHESTRATOR"]
+    assert orchestrator["placement_deadline"] is None  # wait as long as it takes
+    assert orchestrator["stop_after_disconnect"] < orchestrator["reschedule_after"]
+    assert config["ZEROMQ"]["image_claims_replier"] == 5095
+    config = load_config(
+        write(tmp_path, "[NODE]\nip = 127.0.0.1\n[ORCHESTRATOR]\nplacement_deadline = 7.5\n"),
+        environ={},
+    )
+    assert config["ORCHESTRATOR"]["placement_deadline"] == 7.5
+
+
+def test_stop_after_disconnect_must_stay_below_reschedule_after(tmp_path: Path) -> None:
+    text = "[NODE]\nip = 127.0.0.1\n[ORCHESTRATOR]\nreschedule_after = 10\n"
+    text += "stop_after_disconnect = 10\n"
+    with pytest.raises(
+        ConfigError, match="stop_after_disconnect .* must be below reschedule_after"
+    ):
+        load_config(write(tmp_path, text), environ={})

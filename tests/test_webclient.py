@@ -206,9 +206,9 @@ def test_vendored_assets_match_the_lock_file(browser_deps: None) -> None:
 
 
 def test_blueprint_check_unit_tests(browser_deps: None) -> None:
-    """The page's client-side blueprint check (node's test runner, no browser)."""
+    """The page's blueprint check and API calls (node's test runner, no browser)."""
     r = subprocess.run(
-        ["node", "--test", "blueprint.test.cjs"],
+        ["node", "--test", "blueprint.test.cjs", "api.test.cjs"],
         cwd=TOOLING,
         # webclient/js/blueprint.js requires js-yaml; it lives in the tooling folder.
         env={**os.environ, "NODE_PATH": str(TOOLING / "node_modules")},
@@ -502,3 +502,28 @@ def test_live_updates_logs_and_cell_switch(
     )
     assert any("followed log line arrived" in line for line in lines)
     assert_png(screenshots / "services-live-logs.png")
+
+
+def test_an_image_awaiting_placement(
+    browser_deps: None, node_factory: Any, docker_client: docker.DockerClient, screenshots: Path
+) -> None:
+    """The service view shows a waiting image and what it waits for, then its placement."""
+    node: MoteyNode = node_factory()
+    name = unique_name("await")
+    text = (
+        f"service_name: {name}\nimages:\n  - name: {TEST_IMAGE}\n"
+        '    parameters: {command: "sleep 600"}\n    capabilities: [camera]\n'
+    )
+    sid = node.post_yaml(text).json()["id"]
+
+    def add_camera() -> None:
+        camera = [{"capability": "camera", "capability_type": "hardware"}]
+        assert node.put_json("/v1/capabilities", camera).status_code == 201
+
+    run_browser(
+        "awaiting",
+        {"url": f"{node.url}/?poll=500", "screenshots": str(screenshots), "serviceName": name},
+        {"add-camera": add_camera},
+    )
+    assert node.wait_service_state(sid, "RUNNING")["images"][0]["node"] == node.ip
+    assert_png(screenshots / "awaiting.png")

@@ -77,6 +77,9 @@ def parse_static_capabilities(entries: Iterable[str]) -> list[dict[str, Any]]:
 class CapabilityEngine:
     """Keeps this node's capability set and tells listeners when it changes."""
 
+    #: Seconds :meth:`stop` may take (nothing to release); see motey/lifecycle.py.
+    STOP_WAIT = 0.5
+
     def __init__(
         self,
         repository: CapabilityRepository,

@@ -137,6 +137,9 @@ class CapabilityDetector:
     ``poll_interval`` seconds and writes to the engine only when the set changed.
     """
 
+    #: Seconds :meth:`stop` may take (the watcher waits on the stop event); see motey/lifecycle.py.
+    STOP_WAIT = 1.0
+
     def __init__(
         self,
         engine: CapabilitySink,
@@ -179,7 +182,7 @@ class CapabilityDetector:
         """Stop the watcher; idempotent. Entries stay: the next start scans again."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=self.STOP_WAIT)
             self._thread = None
 
     def scan_once(self) -> bool:

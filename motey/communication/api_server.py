@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import logbook
@@ -17,6 +18,11 @@ log = logbook.Logger(__name__)
 class APIServer:
     """Serves the Flask app on ``ip:port`` until :meth:`stop`."""
 
+    #: Seconds :meth:`stop` may take (cheroot's 2 s for its workers, then waiting for
+    #: requests still inside a handler); see motey/lifecycle.py.
+    STOP_WAIT = 3.0
+    _WORKER_SHUTDOWN = 2.0
+
     def __init__(
         self, app: Flask, ip: str, port: int, threads: int = 8, streams: Any = None
     ) -> None:
@@ -27,6 +33,21 @@ class APIServer:
         self._threads = max(2, threads)
         self._server: wsgi.Server | None = None
         self._thread: threading.Thread | None = None
+        self._inflight = 0
+        self._idle = threading.Condition()
+        #: False when a request was still inside a handler when :meth:`stop` gave up.
+        self.drained = True
+
+    def _counted(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """The WSGI app, counting requests inside a handler so a stop can wait for them."""
+        with self._idle:
+            self._inflight += 1
+        try:
+            return self._app(environ, start_response)
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
 
     def start(self) -> None:
         """Bind (failing at once if the port is taken) and serve in a thread."""
@@ -34,8 +55,8 @@ class APIServer:
             return
         if self._streams is not None:
             self._streams.start()
-        server = wsgi.Server((self.ip, self.port), self._app, numthreads=self._threads)
-        server.shutdown_timeout = 2
+        server = wsgi.Server((self.ip, self.port), self._counted, numthreads=self._threads)
+        server.shutdown_timeout = self._WORKER_SHUTDOWN
         try:
             server.prepare()
         except OSError as exc:
@@ -51,9 +72,21 @@ class APIServer:
             return
         if self._streams is not None:
             self._streams.close()
-        self._server.stop()
+        deadline = time.monotonic() + self.STOP_WAIT - 0.2
+        # cheroot's stop joins a worker still inside a handler without a limit after its
+        # shutdown timeout; run it aside so this stop keeps its wait.
+        stopper = threading.Thread(target=self._server.stop, name="motey-rest-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._idle:
+            self._idle.wait_for(
+                lambda: self._inflight == 0, timeout=max(0.0, deadline - time.monotonic())
+            )
+            self.drained = self._inflight == 0
+        if not self.drained:
+            log.warning("REST API stopped with {} request(s) still in a handler", self._inflight)
         self._server = None
         self._thread = None
         log.info("REST API stopped")

@@ -77,6 +77,9 @@ def prepare_ipc_path(path: str) -> None:
 class IPCCapabilitySubscriber:
     """Receives capability events from local publishers in its own thread."""
 
+    #: Seconds :meth:`stop` may take (the loop polls in 0.5 s steps); see motey/lifecycle.py.
+    STOP_WAIT = 1.0
+
     def __init__(
         self,
         path: str,
@@ -135,7 +138,7 @@ class IPCCapabilitySubscriber:
         """Stop the loop, close the socket, remove the socket file; idempotent."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=self.STOP_WAIT)
             self._thread = None
         if self._socket is not None:
             self._socket.close(linger=0)

@@ -44,6 +44,10 @@ Subscribe = Callable[[Callable[[Any], None]], None]
 class MQTTDiscovery:
     """Announces this node and tracks the others through one MQTT broker."""
 
+    #: Seconds :meth:`stop` may take: the ticker, the goodbye (GOODBYE_TIMEOUT) and the
+    #: disconnect; see motey/lifecycle.py.
+    STOP_WAIT = 4.0
+
     def __init__(
         self,
         identity: NodeIdentity,
@@ -157,7 +161,7 @@ class MQTTDiscovery:
             return
         self._stop.set()
         if self._ticker is not None:
-            self._ticker.join(timeout=5)
+            self._ticker.join(timeout=1.0)
             self._ticker = None
         if client.is_connected():
             pending = [

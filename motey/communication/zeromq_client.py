@@ -17,7 +17,7 @@ import zmq
 
 from motey.communication.protocol import node_requests as proto
 from motey.communication.protocol.node_requests import RequestKind
-from motey.errors import CommunicationError, MoteyError
+from motey.errors import CommunicationError, MoteyError, PeerSilent
 from motey.models.image import Image
 from motey.models.node import DEFAULT_PORTS, Node
 from motey.val.plugin import InstanceStatus, LogChunk
@@ -34,6 +34,9 @@ class ZeroMQNodeClient:
     Sockets are pooled per endpoint and used by one thread at a time, so placement may
     ask several nodes in parallel while the watcher polls image states.
     """
+
+    #: Seconds :meth:`stop` may take (it only closes idle sockets); motey/lifecycle.py.
+    STOP_WAIT = 1.0
 
     def __init__(
         self,
@@ -65,6 +68,10 @@ class ZeroMQNodeClient:
         for sockets in idle.values():
             for sock in sockets:
                 sock.close(linger=0)
+
+    def cancel(self) -> None:
+        """End requests in flight now and refuse new ones until :meth:`start` (node stop)."""
+        self._stopped.set()
 
     # -- RemoteNodeClient ------------------------------------------------------------
     def describe(self, node: Node) -> dict[str, Any]:
@@ -150,6 +157,15 @@ class ZeroMQNodeClient:
             node, RequestKind.SERVICES, proto.encode_services_request(), self._request_timeout
         )
         return self._decode(node, RequestKind.SERVICES, proto.decode_services_reply, raw)
+    def claims(self, node: Node, own_id: str, image_ids: list[str]) -> dict[str, list[str]]:
+        """Ask the owner ``node`` which of ``image_ids`` this node (``own_id``) may keep."""
+        raw = self._request(
+            node,
+            RequestKind.CLAIMS,
+            proto.encode_claims_request(own_id, image_ids),
+            self._request_timeout,
+        )
+        return self._decode(node, RequestKind.CLAIMS, proto.decode_claims_reply, raw)
 
     # -- plumbing --------------------------------------------------------------------
     def _silent_since(self, endpoint: str) -> float | None:
@@ -225,7 +241,7 @@ class ZeroMQNodeClient:
                         kind.label,
                         timeout,
                     )
-                    raise CommunicationError(
+                    raise PeerSilent(
                         f"node {self._label(node)} did not answer the {kind.label} request "
                         f"within {timeout:g} s ({endpoint})"
                     )

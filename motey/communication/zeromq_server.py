@@ -24,6 +24,8 @@ from motey.orchestrator.executor import ImageExecutor
 log = logbook.Logger(__name__)
 
 Handler = Callable[[bytes], bytes]
+#: The owner's answer to a claims request: ``(node id, image ids) -> (keep, stop)``.
+Claims = Callable[[str, list[str]], tuple[list[str], list[str]]]
 
 #: Seconds a bind keeps retrying while the port is still held by a socket just closed.
 BIND_RETRY = 1.0
@@ -36,9 +38,11 @@ class NodeRequestHandler:
         self,
         executor: ImageExecutor,
         owned_services: Callable[[], list[dict[str, Any]]] | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self._executor = executor
         self._owned_services = owned_services
+        self._claims = claims
 
     def handler(self, kind: RequestKind) -> Handler:
         """The function that answers requests of ``kind``."""
@@ -49,6 +53,7 @@ class NodeRequestHandler:
             RequestKind.TERMINATE: self._terminate,
             RequestKind.LOGS: self._logs,
             RequestKind.SERVICES: self._services,
+            RequestKind.CLAIMS: self._answer_claims,
         }[kind]
 
         def answer(raw: bytes) -> bytes:
@@ -83,6 +88,20 @@ class NodeRequestHandler:
         log.info("peer asks to terminate image {}", ref.id)
         return proto.encode_terminate_reply(ref, self._executor.terminate(ref.as_image()))
 
+    def _answer_claims(self, raw: bytes) -> bytes:
+        node_id, image_ids = proto.decode_claims_request(raw)
+        if self._claims is None:
+            raise ValidationError("this node answers no image claims")
+        keep, stop = self._claims(node_id, image_ids)
+        log.info(
+            "node {} asked for {} image(s): keep {}, stop {}",
+            node_id,
+            len(image_ids),
+            len(keep),
+            len(stop),
+        )
+        return proto.encode_claims_reply(keep, stop)
+
 
     def _logs(self, raw: bytes) -> bytes:
         request = proto.decode_logs_request(raw)
@@ -98,6 +117,10 @@ class NodeRequestHandler:
 class ZeroMQServer:
     """Binds one REP socket per request kind on ``ip`` and serves each in a thread."""
 
+    #: Seconds :meth:`stop` may take (loops poll in 0.25 s steps; a handler running
+    #: longer is left behind and reported); see motey/lifecycle.py.
+    STOP_WAIT = 2.0
+
     def __init__(
         self,
         context: zmq.Context,
@@ -109,10 +132,14 @@ class ZeroMQServer:
         self._context = context
         self._handler = handler
         self.ip = ip
-        self._ports = {kind: int(ports[kind.value]) for kind in RequestKind}
+        # A kind without a configured port is not served (e.g. claims on an old config).
+        self._ports = {kind: int(ports[kind.value]) for kind in RequestKind if kind.value in ports}
         self._poll_ms = int(poll_interval * 1000)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: False when a replier was still inside a handler when :meth:`stop` gave up;
+        #: the shared context must then not be destroyed under it.
+        self.drained = True
 
     def endpoint(self, kind: RequestKind) -> str:
         return f"tcp://{self.ip}:{self._ports[kind]}"
@@ -124,7 +151,7 @@ class ZeroMQServer:
         self._stop.clear()
         sockets: dict[RequestKind, zmq.Socket] = {}
         try:
-            for kind in RequestKind:
+            for kind in self._ports:
                 sockets[kind] = self._bind(kind)
         except ConfigError:
             for sock in sockets.values():
@@ -142,7 +169,7 @@ class ZeroMQServer:
         log.info(
             "ZeroMQ repliers listening on {} ports {}",
             self.ip,
-            ", ".join(str(self._ports[k]) for k in RequestKind),
+            ", ".join(str(port) for port in self._ports.values()),
         )
 
     def stop(self) -> None:
@@ -150,8 +177,13 @@ class ZeroMQServer:
         if not self._threads:
             return
         self._stop.set()
+        deadline = time.monotonic() + self.STOP_WAIT - 0.2
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        busy = [t.name for t in self._threads if t.is_alive()]
+        self.drained = not busy
+        if busy:
+            log.warning("ZeroMQ repliers still inside a handler: {}", ", ".join(busy))
         self._threads = []
         log.info("ZeroMQ repliers stopped")
 

@@ -21,25 +21,33 @@ from motey.communication.zeromq_server import NodeRequestHandler, ZeroMQServer
 from motey.core import Core
 from motey.events import EventBus
 from motey.logging_setup import setup_logging
-from motey.node.identity import NodeIdentity, load_or_create_node_id
+from motey.node.identity import NODE_ID_FILE, NodeIdentity, load_or_create_node_id
 from motey.node.status import NodeStatusMonitor
 from motey.orchestrator.cell import CellView
-from motey.orchestrator.cluster import ClusterGateway
+from motey.orchestrator.cluster import ClusterGateway, PeerHealth
 from motey.orchestrator.executor import ImageExecutor
+from motey.orchestrator.fencing import Fence
+from motey.orchestrator.idempotency import IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.orchestrator.logs import LogReader
 from motey.orchestrator.placement import Placement
 from motey.repositories.base import Database
 from motey.repositories.capability_repository import CapabilityRepository
+from motey.repositories.idempotency_repository import IdempotencyRepository
 from motey.repositories.node_repository import NodeRepository
 from motey.repositories.service_repository import ServiceRepository
 from motey.val.loader import discover_plugins
 from motey.val.manager import VALManager
 
 
-def _open_database(path: str, name: str) -> Any:
-    """Resource: open one TinyDB file and close it on shutdown."""
-    database = Database(os.path.join(path, name)).open()
+def _open_database(path: str, name: str, _logging: Any = None, owner: str | None = None) -> Any:
+    """Resource: open one TinyDB file and close it on shutdown.
+
+    ``_logging`` only orders the resources: a restored file is reported in the log.
+    ``owner`` names the node id file for the database whose records decide orphans.
+    """
+    owner_file = os.path.join(path, owner) if owner else None
+    database = Database(os.path.join(path, name), owner_file=owner_file).open()
     try:
         yield database
     finally:
@@ -56,6 +64,7 @@ def _ports(config: dict[str, Any]) -> dict[str, int]:
         "image_terminate_replier": zmq["image_terminate_replier"],
         "image_logs_replier": zmq["image_logs_replier"],
         "services_replier": zmq["services_replier"],
+        "image_claims_replier": zmq["image_claims_replier"],
     }
 
 
@@ -83,9 +92,13 @@ class ApplicationContainer(containers.DeclarativeContainer):
     )
 
     # -- data ----------------------------------------------------------------------
-    services_db = providers.Resource(_open_database, config.DATABASE.path, "services.json")
-    nodes_db = providers.Resource(_open_database, config.DATABASE.path, "nodes.json")
-    capabilities_db = providers.Resource(_open_database, config.DATABASE.path, "capabilities.json")
+    services_db = providers.Resource(
+        _open_database, config.DATABASE.path, "services.json", logging, owner=NODE_ID_FILE
+    )
+    nodes_db = providers.Resource(_open_database, config.DATABASE.path, "nodes.json", logging)
+    capabilities_db = providers.Resource(
+        _open_database, config.DATABASE.path, "capabilities.json", logging
+    )
     service_repository = providers.Singleton(ServiceRepository, services_db)
     node_repository = providers.Singleton(NodeRepository, nodes_db)
     capability_repository = providers.Singleton(CapabilityRepository, capabilities_db)
@@ -142,8 +155,14 @@ class ApplicationContainer(containers.DeclarativeContainer):
         action_timeout=config.ZEROMQ.action_timeout,
     )
     image_executor = providers.Singleton(ImageExecutor, identity, val_manager, capability_engine)
+    peer_health = providers.Singleton(
+        PeerHealth,
+        node_repository,
+        max_failures=config.ORCHESTRATOR.peer_max_failures,
+        grace=config.ORCHESTRATOR.peer_grace,
+    )
     gateway = providers.Singleton(
-        ClusterGateway, identity, image_executor, node_repository, remote_client
+        ClusterGateway, identity, image_executor, node_repository, remote_client, peer_health
     )
     placement = providers.Singleton(
         Placement, gateway, timeout=config.ORCHESTRATOR.placement_timeout
@@ -151,13 +170,30 @@ class ApplicationContainer(containers.DeclarativeContainer):
     orchestrator = providers.Singleton(
         InterNodeOrchestrator,
         services=service_repository,
-        val_manager=val_manager,
+        executor=image_executor,
         gateway=gateway,
         placement=placement,
         identity=identity,
         watch_interval=config.ORCHESTRATOR.watch_interval,
         workers=config.ORCHESTRATOR.workers,
         subscribe_capabilities=capability_engine.provided.subscribe,
+        placement_deadline=config.ORCHESTRATOR.placement_deadline,
+        reschedule_after=config.ORCHESTRATOR.reschedule_after,
+    )
+    fence = providers.Singleton(
+        Fence,
+        identity,
+        image_executor,
+        gateway,
+        stop_after_disconnect=config.ORCHESTRATOR.stop_after_disconnect,
+    )
+
+    idempotency_repository = providers.Singleton(IdempotencyRepository, services_db)
+    submissions = providers.Singleton(
+        IdempotentSubmissions,
+        orchestrator=orchestrator,
+        services=service_repository,
+        answers=idempotency_repository,
     )
 
     # -- operator views: events, logs, the cell's services ---------------------------
@@ -194,6 +230,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         webclient_path=config.WEBSERVER.webclient_path,
         cell=cell_view,
         streams=streams,
+        submissions=submissions,
     )
     api_server = providers.Singleton(
         APIServer,
@@ -210,6 +247,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
             NodeRequestHandler,
             image_executor,
             providers.Callable(_owned_services, service_repository),
+            orchestrator.provided.answer_claims,
         ),
         ip=config.NODE.ip,
         ports=providers.Callable(_ports, full_config),
@@ -246,9 +284,10 @@ class ApplicationContainer(containers.DeclarativeContainer):
             ipc_subscriber,
             node_status,
             remote_client,
-            orchestrator,
             communication_manager,
         ),
+        # The fence asks owners about this node's copies before it reports OPERATE.
+        workers=providers.List(fence, orchestrator),
     )
 
 
@@ -257,3 +296,18 @@ def build_container(config: dict[str, Any]) -> ApplicationContainer:
     container = ApplicationContainer()
     container.config.from_dict(config)
     return container
+
+
+def shutdown_resources(container: ApplicationContainer, drained: bool) -> None:
+    """Close the resources; the shared ZeroMQ context only when no thread still uses it.
+
+    A replier or REST worker that outlived its stop wait may still hold a socket of the
+    context; destroying it under that thread is unsafe, so process exit ends it instead.
+    The databases refuse any access once closed (they never reopen), so they always close.
+    """
+    if drained:
+        container.shutdown_resources()
+        return
+    for resource in (container.services_db, container.nodes_db, container.capabilities_db):
+        resource.shutdown()
+    container.logging.shutdown()

@@ -40,6 +40,11 @@ class Image:
     owner_id: str | None = None
     #: Set while no node meets the image's requirements; the orchestrator keeps looking.
     awaiting_placement: bool = False
+    #: Wall-clock time the image started waiting for a node (for placement_deadline).
+    awaiting_since: float | None = None
+    #: What the running node does while cut off from the owner: ``keep`` runs on,
+    #: ``stop`` stops it after stop_after_disconnect (never two copies).
+    on_disconnect: str = "keep"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape used on REST, ZeroMQ and in the database."""
@@ -57,6 +62,8 @@ class Image:
             "service_id": self.service_id,
             "owner_id": self.owner_id,
             "awaiting_placement": self.awaiting_placement,
+            "awaiting_since": self.awaiting_since,
+            "on_disconnect": self.on_disconnect,
         }
 
     @classmethod
@@ -77,4 +84,6 @@ class Image:
             service_id=data.get("service_id"),
             owner_id=data.get("owner_id"),
             awaiting_placement=bool(data.get("awaiting_placement", False)),
+            awaiting_since=data.get("awaiting_since"),
+            on_disconnect=str(data.get("on_disconnect") or "keep"),
         )

@@ -33,6 +33,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "image_terminate_replier": 5094,
     "image_logs_replier": 5095,
     "services_replier": 5096,
+    "image_claims_replier": 5097,
 }
 
 

@@ -38,6 +38,9 @@ class Service:
     created_at: float = 0.0
     updated_at: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The ``Idempotency-Key`` of the POST that created it, stored with the service so a
+    #: retry finds it even if the node stopped right after storing it.
+    idempotency_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the design (``name`` mirrors ``service_name``)."""
@@ -52,6 +55,7 @@ class Service:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "history": list(self.history),
+            "idempotency_key": self.idempotency_key,
         }
 
     @classmethod
@@ -67,6 +71,7 @@ class Service:
             created_at=float(data.get("created_at") or 0.0),
             updated_at=float(data.get("updated_at") or 0.0),
             history=list(data.get("history") or []),
+            idempotency_key=data.get("idempotency_key") or None,
         )
 
 

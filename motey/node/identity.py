@@ -18,11 +18,15 @@ from motey.models.node import Node, NodeLifecycle, NodeReachability
 log = logbook.Logger(__name__)
 
 
+#: The file in the data folder that holds the node's id.
+NODE_ID_FILE = "node_id"
+
+
 def load_or_create_node_id(data_dir: str) -> str:
     """Read the node id kept in the data folder, creating it on first start."""
     folder = Path(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    id_file = folder / "node_id"
+    id_file = folder / NODE_ID_FILE
     try:
         existing = id_file.read_text(encoding="utf-8").strip()
     except FileNotFoundError:

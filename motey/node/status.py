@@ -20,6 +20,9 @@ class NodeStatusMonitor:
     background lets ``GET /v1/nodestatus`` answer from the last sample at once.
     """
 
+    #: Seconds :meth:`stop` may take (the sampler waits on the stop event); see motey/lifecycle.py.
+    STOP_WAIT = 1.0
+
     def __init__(self, disk_path: str, interval: float = 2.0) -> None:
         self._disk_path = disk_path
         self._interval = interval
@@ -40,7 +43,7 @@ class NodeStatusMonitor:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=self.STOP_WAIT)
             self._thread = None
 
     def snapshot(self) -> dict[str, Any]:

@@ -66,6 +66,7 @@ def service_from_blueprint(data: dict[str, Any], owner_id: str) -> Service:
             state=ImageState.INITIAL,
             service_id=service_id,
             owner_id=owner_id,
+            on_disconnect=entry.get("on_disconnect") or "keep",
         )
         for entry in data["images"]
     ]

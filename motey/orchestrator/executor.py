@@ -13,7 +13,7 @@ from motey.errors import UnprocessableError
 from motey.models.image import Image
 from motey.node.identity import NodeIdentity
 from motey.val.manager import VALManager
-from motey.val.plugin import InstanceStatus, LogChunk
+from motey.val.plugin import InstanceInfo, InstanceStatus, LogChunk
 
 log = logbook.Logger(__name__)
 
@@ -85,3 +85,15 @@ class ImageExecutor:
 
     def ensure_image(self, image: Image) -> None:
         self._val.ensure_image(image)
+
+    def validate(self, image: Image, field: str) -> None:
+        """Check an image's engine and parameters (``field`` names it in errors)."""
+        self._val.validate(image, field)
+
+    def list_instances(self) -> dict[str, list[InstanceInfo]]:
+        """Every instance this node started, by engine."""
+        return self._val.list_instances()
+
+    def remove_instance(self, engine: str, image_id: str) -> bool:
+        """Stop and remove an instance known only by its labels (an orphan, a fenced copy)."""
+        return self._val.terminate(Image(id=image_id, name="", engine=engine))

@@ -20,6 +20,8 @@ class PlacementError(MoteyError):
     """No reachable node meets an image's requirements."""
 
     http_status = 422
+    #: The short form, without the image's name ("no node has camera; 3 node(s) checked").
+    reason = ""
 
 
 class Placement:
@@ -68,27 +70,44 @@ class Placement:
             return chosen
         wanted = sorted(set(image.capabilities))
         still_missing = sorted({m for ms in missing_by_node.values() for m in ms}) or wanted
-        asked = len(peers) + 1
-        raise PlacementError(
-            f"no node meets the requirements of image {image.name!r}: missing "
-            f"{', '.join(still_missing)} (asked {asked} node(s), {len(answers) + 1} answered)",
+        checked = len(peers) + 1
+        lacking = [m for m in still_missing if not m.startswith("node is in ")]
+        phases = sorted(
+            {f"{n} {m}" for n, ms in missing_by_node.items() for m in ms}
+            - {f"{n} {m}" for n, ms in missing_by_node.items() for m in lacking}
+        )
+        what = f"no node has {', '.join(lacking)}" if lacking else "no node operates"
+        if phases:
+            what += f" ({'; '.join(p.replace(' node is in ', ' is in ') for p in phases)})"
+        reason = f"{what}; {checked} node(s) checked, {len(answers) + 1} answered"
+        error = PlacementError(
+            f"no node meets the requirements of image {image.name!r}: {reason}",
             details={"required": wanted, "missing_by_node": missing_by_node},
         )
+        error.reason = reason
+        raise error
 
     def _ask(self, peers: list[Node]) -> list[tuple[Node, dict[str, Any]]]:
+        """Ask ``peers`` in parallel; return within ``timeout`` whatever has answered.
+
+        The pool is shut down without waiting: a peer that has not answered by then is
+        left to its own request timeout in a worker thread, and placement goes on.
+        """
         if not peers:
             return []
         results: list[tuple[Node, dict[str, Any]]] = []
-        with ThreadPoolExecutor(max_workers=min(8, len(peers))) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(8, len(peers)), thread_name_prefix="motey-ask")
+        try:
             futures = {pool.submit(self._gateway.describe, peer): peer for peer in peers}
-            done, _ = wait(futures, timeout=self._timeout + 1)
-            for future in futures:
-                peer = futures[future]
-                if future not in done:
-                    log.warning("node {} did not answer the capability request in time", peer.ip)
-                    continue
-                try:
-                    results.append((peer, future.result()))
-                except MoteyError as exc:
-                    log.warning("node {} did not answer the capability request: {}", peer.ip, exc)
+            done, _ = wait(futures, timeout=self._timeout)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for future, peer in futures.items():
+            if future not in done:
+                log.warning("node {} did not answer the capability request in time", peer.ip)
+                continue
+            try:
+                results.append((peer, future.result()))
+            except MoteyError as exc:
+                log.warning("node {} did not answer the capability request: {}", peer.ip, exc)
         return results

@@ -27,10 +27,10 @@ def pending_moves(images: list[Image], gateway: ClusterGateway) -> list[Move]:
     """Images whose node no longer meets their requirements, or that wait for a node."""
     moves: list[Move] = []
     for image in images:
-        if not image.capabilities:
-            continue
         if image.awaiting_placement:
             moves.append(Move(image, "waiting for a node that meets its requirements"))
+            continue
+        if not image.capabilities:
             continue
         if image.state is not ImageState.RUNNING or not (image.node or image.node_id):
             continue

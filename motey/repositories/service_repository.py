@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import logbook
 from tinydb import Query
 
 from motey.models.service import Service
-from motey.repositories.base import Database
+from motey.repositories.base import Database, Health
+
+log = logbook.Logger(__name__)
 
 
 class ServiceRepository:
@@ -28,6 +31,24 @@ class ServiceRepository:
     def _notify(self, change: dict[str, Any] | str) -> None:
         for listener in list(self._listeners):
             listener(change)
+
+    def health(self) -> Health:
+        """Whether the stored services can be trusted to name every service this node has.
+
+        Clean only when the file loaded as written (not restored, not new) and every
+        record reads as a service: only then may a node call a container nobody records
+        an orphan and remove it.
+        """
+        health = self._db.health
+        if not health.clean:
+            return health
+        docs = self._db.run(lambda db: db.table("services").all())
+        for doc in docs:
+            try:
+                Service.from_dict(dict(doc))
+            except (KeyError, TypeError, ValueError) as exc:
+                return Health(False, f"database {self._db.path} holds an unreadable service: {exc}")
+        return health
 
     def add(self, service: Service) -> None:
         """Store a new service (or replace one with the same id)."""
@@ -49,10 +70,20 @@ class ServiceRepository:
         docs = self._db.run(lambda db: db.table("services").search(Query().service_name == name))
         return [Service.from_dict(dict(d)) for d in docs]
 
+    def find_by_idempotency_key(self, key: str) -> list[Service]:
+        """Services created by a POST with this ``Idempotency-Key``."""
+        docs = self._db.run(lambda db: db.table("services").search(Query().idempotency_key == key))
+        return [Service.from_dict(dict(d)) for d in docs]
+
     def all(self) -> list[Service]:
         """Every stored service, oldest first."""
         docs = self._db.run(lambda db: db.table("services").all())
-        services = [Service.from_dict(dict(d)) for d in docs]
+        services = []
+        for doc in docs:
+            try:
+                services.append(Service.from_dict(dict(doc)))
+            except (KeyError, TypeError, ValueError) as exc:  # see health(): kept, not lost
+                log.error("skipping an unreadable service record {}: {}", doc.get("id"), exc)
         return sorted(services, key=lambda s: (s.created_at, s.id))
 
     def remove(self, service_id: str) -> bool:

@@ -40,6 +40,7 @@ BLUEPRINT_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "name": {"type": "string", "minLength": 1, "maxLength": 255},
                     "engine": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "on_disconnect": {"enum": ["keep", "stop"]},
                     "parameters": {"type": "object"},
                     "capabilities": {
                         "type": "array",

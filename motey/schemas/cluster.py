@@ -70,6 +70,32 @@ DEPLOY_REQUEST_SCHEMA: dict[str, Any] = {
         "node": {"type": ["string", "null", "object"]},
         "service_id": {"type": ["string", "null"], "maxLength": 128},
         "owner_id": {"type": ["string", "null"], "maxLength": 128},
+        "on_disconnect": {"enum": ["keep", "stop", None]},
+    },
+}
+
+#: A node back from a cut asks an owner which of its images it may keep running.
+CLAIMS_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["version", "node_id", "images"],
+    "properties": {
+        "version": {"type": "integer", "minimum": 2},
+        "node_id": {"type": "string", "pattern": NODE_ID_PATTERN},
+        "images": {
+            "type": "array",
+            "maxItems": 1024,
+            "items": {"type": "string", "pattern": IMAGE_ID_PATTERN},
+        },
+    },
+}
+
+#: The owner's answer: which images the asking node keeps and which it must stop.
+CLAIMS_REPLY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["keep", "stop"],
+    "properties": {
+        "keep": {"type": "array", "items": {"type": "string", "pattern": IMAGE_ID_PATTERN}},
+        "stop": {"type": "array", "items": {"type": "string", "pattern": IMAGE_ID_PATTERN}},
     },
 }
 

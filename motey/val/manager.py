@@ -12,6 +12,7 @@ from motey.models.image import Image
 from motey.val.plugin import (
     LABEL_IMAGE_ID,
     LABEL_NODE_ID,
+    LABEL_ON_DISCONNECT,
     LABEL_OWNER_ID,
     LABEL_SERVICE_ID,
     InstanceInfo,
@@ -25,6 +26,9 @@ log = logbook.Logger(__name__)
 
 class VALManager:
     """Routes each image operation to the plugin of its engine."""
+
+    #: Seconds :meth:`stop` may take (closing the engine clients); see motey/lifecycle.py.
+    STOP_WAIT = 2.0
 
     def __init__(
         self,
@@ -109,6 +113,7 @@ class VALManager:
             LABEL_SERVICE_ID: image.service_id or "",
             LABEL_IMAGE_ID: image.id,
             LABEL_OWNER_ID: image.owner_id or self._node_id,
+            LABEL_ON_DISCONNECT: image.on_disconnect,
         }
         plugin = self.plugin(image.engine)
         plugin.ensure_image(image.name)

@@ -398,6 +398,23 @@ scenarios.live = async (page) => {
   log('termination appeared without a reload');
 };
 
+// An image no node can run shows "awaiting placement" and what it waits for; once the
+// node gains the capability, the same row turns RUNNING without a reload.
+scenarios.awaiting = async (page) => {
+  await page.goto(config.url + '#/services');
+  await waitConnected(page);
+  const card = serviceCard(page, config.serviceName);
+  const image = card.locator(tid('image-row')).first();
+  await image.locator(tid('image-awaiting')).waitFor();
+  check((await image.innerText()).includes('no node has camera'), 'the row says what it waits for');
+  check(await card.locator(tid('service-state')).getAttribute('data-state') === 'INSTANTIATING',
+    'a waiting service is INSTANTIATING, not ERROR');
+  await shot(page, 'awaiting.png');
+  await ask('add-camera');
+  await image.locator(`${tid('image-state')}[data-state="RUNNING"]`).waitFor();
+  check(await image.locator(tid('image-awaiting')).count() === 0, 'badge gone once placed');
+};
+
 async function main() {
   const scenario = scenarios[scenarioName];
   if (!scenario) throw new Error(`unknown scenario ${scenarioName}; known: ${Object.keys(scenarios)}`);

@@ -38,9 +38,21 @@
     return 'http://127.0.0.1:' + DEFAULT_PORT;
   }
 
+  /* A random Idempotency-Key (crypto.randomUUID needs a secure context; this does not). */
+  function newKey() {
+    var bytes = new Uint8Array(16);
+    globalThis.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) {
+      return (b + 0x100).toString(16).slice(1);
+    }).join('');
+  }
+
   function Client(base, timeoutMs) {
     this.base = base;
     this.timeoutMs = timeoutMs || 5000;
+    // The blueprint whose POST got no answer, and the key it was sent with: posting the
+    // same text again is a retry and reuses the key, so the node creates one service.
+    this.unanswered = null;
   }
 
   Client.prototype.request = function (method, path, options) {
@@ -49,6 +61,7 @@
     var controller = new AbortController();
     var timer = setTimeout(function () { controller.abort(); }, timeoutMs);
     var init = { method: method, cache: 'no-store', signal: controller.signal, headers: {} };
+    if (options.idempotencyKey) init.headers['Idempotency-Key'] = options.idempotencyKey;
     if (options.body !== undefined) {
       init.body = options.body;
       init.headers['Content-Type'] = options.contentType || 'application/json';
@@ -89,8 +102,19 @@
     return this.request('GET', path).then(function (r) { return r.data; });
   };
   Client.prototype.deploy = function (yamlText, contentType) {
+    var self = this;
+    var retry = self.unanswered && self.unanswered.text === yamlText &&
+      self.unanswered.contentType === contentType;
+    var key = retry ? self.unanswered.key : newKey();
+    self.unanswered = { text: yamlText, contentType: contentType, key: key };
     return this.request('POST', '/v1/service', {
-      body: yamlText, contentType: contentType || 'application/x-yaml', timeoutMs: 60000
+      body: yamlText, contentType: contentType || 'application/x-yaml', timeoutMs: 60000, idempotencyKey: key
+    }).then(function (result) {
+      self.unanswered = null;
+      return result;
+    }, function (err) {
+      if (err.kind !== 'network') self.unanswered = null;  // the node answered: no retry
+      throw err;
     });
   };
   Client.prototype.terminate = function (serviceId) {
@@ -167,6 +191,7 @@
     Client: Client,
     normalizeBase: normalizeBase,
     defaultBase: defaultBase,
+    newKey: newKey,
     DEFAULT_PORT: DEFAULT_PORT
   };
 })(typeof self !== 'undefined' ? self : this);

@@ -616,6 +616,7 @@
             <td>{{ img.engine }}</td>
             <td data-testid="image-node">
               <template v-if="img.node"><span v-if="nodeLabel(img.node)" class="me-2">{{ nodeLabel(img.node) }}</span><span class="font-monospace text-body-secondary small">{{ img.node }}</span></template>
+              <span v-else-if="img.awaiting_placement" class="badge text-bg-warning" data-testid="image-awaiting" title="no node can run it yet; it is placed as soon as one qualifies">awaiting placement</span>
               <span v-else class="text-body-secondary small">not placed</span>
             </td>
             <td><state-badge :state="img.state" data-testid="image-state"></state-badge></td>

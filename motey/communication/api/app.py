@@ -24,6 +24,7 @@ from motey.errors import MoteyError
 from motey.node.identity import NodeIdentity
 from motey.node.status import NodeStatusMonitor
 from motey.orchestrator.cell import CellView
+from motey.orchestrator.idempotency import IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
 
@@ -46,15 +47,16 @@ def create_app(
     webclient_path: str | None = None,
     cell: CellView | None = None,
     streams: StreamService | None = None,
+    submissions: IdempotentSubmissions | None = None,
 ) -> Flask:
     """Build the Flask app with every endpoint bound to the given components."""
     app = Flask("motey", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if cors_origins:
-        CORS(app, origins=cors_origins, expose_headers=["Location"])
+        CORS(app, origins=cors_origins, expose_headers=["Location", "Idempotent-Replayed"])
 
-    app.register_blueprint(service_blueprint(orchestrator, cell))
+    app.register_blueprint(service_blueprint(orchestrator, cell, submissions))
     if streams is not None:
         app.register_blueprint(streams_blueprint(streams))
     app.register_blueprint(capabilities_blueprint(capability_engine))

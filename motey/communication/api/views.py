@@ -15,6 +15,7 @@ from motey.models.service import Service
 from motey.node.identity import NodeIdentity
 from motey.node.status import NodeStatusMonitor
 from motey.orchestrator.cell import CellView
+from motey.orchestrator.idempotency import Answer, IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
 
@@ -55,7 +56,9 @@ def _json_list_body() -> Any:
 
 
 def service_blueprint(
-    orchestrator: InterNodeOrchestrator, cell: CellView | None = None
+    orchestrator: InterNodeOrchestrator,
+    cell: CellView | None = None,
+    submissions: IdempotentSubmissions | None = None,
 ) -> Blueprint:
     """``/v1/service``: deploy, list, inspect and terminate services."""
     bp = Blueprint("service", __name__)
@@ -72,14 +75,27 @@ def service_blueprint(
     @bp.post("/v1/service")
     def create_service() -> Any:
         if request.mimetype in COMPOSE_TYPES:
-            service = orchestrator.submit_compose(
-                _yaml_body(COMPOSE_TYPES), request.args.get("name")
-            )
+            text = _yaml_body(COMPOSE_TYPES)
+            name = request.args.get("name")
+
+            def create(key: str | None) -> Service:
+                return orchestrator.submit_compose(text, name, idempotency_key=key)
         else:
-            service = orchestrator.submit_blueprint(_yaml_body(YAML_TYPES + COMPOSE_TYPES))
-        response = jsonify(_service_json(service))
-        response.status_code = 201
-        response.headers["Location"] = f"/v1/service/{service.id}"
+            text = _yaml_body(YAML_TYPES + COMPOSE_TYPES)
+
+            def create(key: str | None) -> Service:
+                return orchestrator.submit_blueprint(text, idempotency_key=key)
+
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and submissions is not None:
+            answer = submissions.submit(text, key, _service_json, create)
+        else:
+            answer = Answer(201, _service_json(create(None)))
+        response = jsonify(answer.body)
+        response.status_code = answer.status
+        response.headers["Location"] = str(answer.body["links"]["self"])
+        if answer.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
         return response
 
     @bp.delete("/v1/service")

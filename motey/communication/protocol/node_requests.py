@@ -19,6 +19,10 @@ ports, and a request to it ends after the client's timeout)
     Request: ``{"version": 2, "id", "engine", "tail", "since"}`` respectively
     ``{"version": 2}``. Reply: ``{"lines", "next_since", "truncated"}`` respectively
     ``{"node_id", "name", "ip", "services", "truncated"}``.
+claims (new, no original counterpart)
+    Request: ``{"version": 2, "node_id": ..., "images": [image ids]}`` — a node back from
+    a cut asks the owner which of the images it runs it may keep. Reply:
+    ``{"keep": [...], "stop": [...]}``; an image moved elsewhere meanwhile is in ``stop``.
 status, terminate
     Request: the whole image as JSON, as in deploy, with the container id as ``id``
     (the original's form; a bare id is read too). Reply: the state name (``RUNNING``),
@@ -46,6 +50,8 @@ from motey.errors import CommunicationError, MoteyError, ValidationError
 from motey.models.image import Image, ImageState
 from motey.models.node import NodeLifecycle
 from motey.schemas.cluster import (
+    CLAIMS_REPLY_SCHEMA,
+    CLAIMS_REQUEST_SCHEMA,
     DEPLOY_REQUEST_SCHEMA,
     DESCRIPTION_SCHEMA,
     IMAGE_ID_PATTERN,
@@ -90,6 +96,7 @@ class RequestKind(enum.Enum):
     TERMINATE = "image_terminate_replier"
     LOGS = "image_logs_replier"
     SERVICES = "services_replier"
+    CLAIMS = "image_claims_replier"
 
     @property
     def label(self) -> str:
@@ -101,6 +108,7 @@ class RequestKind(enum.Enum):
             RequestKind.TERMINATE: "terminate image",
             RequestKind.LOGS: "image logs",
             RequestKind.SERVICES: "services",
+            RequestKind.CLAIMS: "image claims",
         }[self]
 
 
@@ -272,6 +280,7 @@ def encode_deploy_request(image: Image) -> bytes:
             "node": image.node,
             "service_id": image.service_id,
             "owner_id": image.owner_id,
+            "on_disconnect": image.on_disconnect,
         }
     )
 
@@ -298,6 +307,7 @@ def decode_deploy_request(raw: bytes) -> Image:
         node=node if isinstance(node, str) else None,
         service_id=data.get("service_id"),
         owner_id=data.get("owner_id") or UNKNOWN_OWNER,
+        on_disconnect=data.get("on_disconnect") or "keep",
     )
 
 
@@ -507,3 +517,31 @@ def decode_services_reply(raw: bytes) -> dict[str, Any]:
         raise ValidationError("services reply is not a JSON object")
     validate(data, SERVICES_REPLY_SCHEMA, "services reply")
     return dict(data)
+
+
+# -- claims ------------------------------------------------------------------------------
+
+
+def encode_claims_request(node_id: str, image_ids: list[str]) -> bytes:
+    """Ask an owner which of ``image_ids`` the node ``node_id`` may keep running."""
+    return _dump({"version": VERSION, "node_id": node_id, "images": list(image_ids)})
+
+
+def decode_claims_request(raw: bytes) -> tuple[str, list[str]]:
+    """The asking node's id and the image ids it runs, or :class:`ValidationError`."""
+    data = _json(_text(raw, "claims request"), "claims request")
+    validate(data, CLAIMS_REQUEST_SCHEMA, "claims request")
+    return str(data["node_id"]), [str(i) for i in data["images"]]
+
+
+def encode_claims_reply(keep: list[str], stop: list[str]) -> bytes:
+    return _dump({"keep": list(keep), "stop": list(stop)})
+
+
+def decode_claims_reply(raw: bytes) -> dict[str, list[str]]:
+    """``{"keep": [...], "stop": [...]}`` from an owner, or the error it answered with."""
+    text = _text(raw, "claims reply").strip()
+    _maybe_error(text)
+    data = _json(text, "claims reply")
+    validate(data, CLAIMS_REPLY_SCHEMA, "claims reply")
+    return {"keep": list(data["keep"]), "stop": list(data["stop"])}

@@ -1,0 +1,170 @@
+"""Deploy step: place every image of a service, then start the placed ones side by side.
+
+Rules, in the order they apply:
+
+* An image no node can run **waits** (``awaiting_placement``, service INSTANTIATING,
+  a message saying what it waits for); the watcher places it once a node qualifies.
+* Any other failure (engine, parameters, image, a node that refused) rolls the whole
+  service back: what was started is removed and the service is ERROR with the reason.
+* A failure while this node is stopping is no failure: the job **pauses** (nothing is
+  rolled back, the service stays INSTANTIATING) and resumes after the restart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import logbook
+
+from motey.errors import MoteyError
+from motey.models.image import Image, ImageState
+from motey.models.node import NodeLifecycle
+from motey.models.service import Service, ServiceState
+from motey.node.identity import NodeIdentity
+from motey.orchestrator.book import ServiceBook
+from motey.orchestrator.cluster import ClusterGateway
+from motey.orchestrator.jobs import JobRunner
+from motey.orchestrator.placement import Placement, PlacementError
+
+log = logbook.Logger(__name__)
+
+#: What a paused image says until the job resumes.
+PAUSED = "paused: this node is stopping; the deployment resumes after its restart"
+
+
+def wait_for_placement(image: Image, error: PlacementError) -> None:
+    """Mark ``image`` as waiting for a node, saying what it waits for."""
+    if not image.awaiting_placement or image.awaiting_since is None:
+        image.awaiting_since = time.time()
+    image.awaiting_placement = True
+    image.node = image.node_id = image.instance_id = None
+    image.state = ImageState.INSTANTIATING
+    image.state_message = f"waiting for a node: {error.reason or error.message}"
+
+
+class DeployStep:
+    """The deploy job of one service."""
+
+    def __init__(
+        self,
+        book: ServiceBook,
+        jobs: JobRunner,
+        gateway: ClusterGateway,
+        placement: Placement,
+        identity: NodeIdentity,
+    ) -> None:
+        self._book = book
+        self._jobs = jobs
+        self._gateway = gateway
+        self._placement = placement
+        self._identity = identity
+        self.rollback: Callable[[Service, str], None] = self._rollback
+
+    def shutting_down(self) -> bool:
+        """Whether a failure now is the stop's doing, not the service's."""
+        return (
+            self._jobs.stopping.is_set() or self._identity.lifecycle is NodeLifecycle.DECOMMISSION
+        )
+
+    def __call__(self, service_id: str) -> None:
+        with self._book.lock(service_id):
+            service = self._book.get(service_id)
+            if service is None or service.state not in (
+                ServiceState.INITIAL,
+                ServiceState.INSTANTIATING,
+            ):
+                return
+            if service_id in self._jobs.cancelled:
+                return
+            self._book.set_state(service, ServiceState.INSTANTIATING, "deploying images")
+            for image in service.images:
+                if self._interrupted(service):
+                    return
+                if image.node or image.node_id:
+                    continue
+                try:
+                    node = self._placement.place(image)
+                except PlacementError as exc:
+                    log.info("service {}: image {} waits: {}", service.id, image.id, exc.message)
+                    wait_for_placement(image, exc)
+                    continue
+                image.node, image.node_id = node.ip, node.id
+                image.awaiting_placement, image.awaiting_since = False, None
+            self._book.save(service)
+            placed = [i for i in service.images if i.node or i.node_id]
+            outcomes = self._jobs.each(lambda image: self.start_image(service, image), placed)
+            failures = [
+                (image, outcome)
+                for image, outcome in zip(placed, outcomes, strict=True)
+                if isinstance(outcome, BaseException)
+            ]
+            if failures and self.shutting_down():
+                self.pause(service, [image for image, _ in failures])
+                return
+            if failures:
+                image, first = failures[0]
+                message = first.message if isinstance(first, MoteyError) else str(first)
+                for failed, error in failures:
+                    failed.state = ImageState.ERROR
+                    failed.state_message = (
+                        error.message if isinstance(error, MoteyError) else str(error)
+                    )
+                self.rollback(service, f"image {image.name!r}: {message}")
+                return
+            self._book.refresh_state(service, default_message="all images running")
+
+    def _interrupted(self, service: Service) -> bool:
+        if self._jobs.stopping.is_set():
+            self.pause(service, [])
+            return True
+        if service.id in self._jobs.cancelled:
+            log.info("deployment of service {} cancelled by its termination", service.id)
+            return True
+        return False
+
+    def pause(self, service: Service, images: list[Image]) -> None:
+        """Leave the service INSTANTIATING; its job runs again after the restart."""
+        for image in images:
+            image.state = ImageState.INSTANTIATING
+            image.state_message = PAUSED
+        log.info("deployment of service {} paused by the node's stop", service.id)
+        self._book.record(service, "deployment paused: this node is stopping")
+
+    def start_image(self, service: Service, image: Image) -> None:
+        """Start one placed image where it was placed and read its first state."""
+        node = self._gateway.node_for(image)
+        image.state = ImageState.INSTANTIATING
+        image.state_message = ""
+        self._book.save(service)
+        log.info("deploying image {} ({}) on node {}", image.id, image.name, node.ip)
+        image.instance_id = self._gateway.deploy(node, image)
+        status = self._gateway.status(image)
+        image.state = status.state
+        image.state_message = status.message
+        self._book.save(service)
+        if image.state is ImageState.ERROR:
+            raise MoteyError(status.message or "image failed right after start")
+
+    def _rollback(self, service: Service, reason: str) -> None:
+        """Remove whatever a failed deployment started (side by side), then mark ERROR."""
+        log.error("deployment of service {} failed: {}", service.id, reason)
+        placed = [i for i in service.images if i.node or i.node_id]
+
+        def remove(image: Image) -> None:
+            try:
+                self._gateway.terminate(image)
+                image.instance_id = None
+                if image.state is not ImageState.ERROR:
+                    image.state = ImageState.TERMINATED
+                    image.state_message = "removed after failed deployment"
+            except MoteyError as exc:
+                log.error("could not remove image {} after failure: {}", image.id, exc.message)
+                image.state_message = f"{image.state_message}; cleanup failed: {exc.message}"
+
+        self._jobs.each(remove, placed)
+        for image in service.images:
+            if image.awaiting_placement:
+                image.awaiting_placement = False
+                image.state = ImageState.TERMINATED
+        self._book.set_state(service, ServiceState.ERROR, reason)
