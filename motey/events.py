@@ -73,6 +73,9 @@ class Subscription:
 class EventBus:
     """Fans state changes out to a bounded number of subscriptions."""
 
+    #: Seconds :meth:`stop` may take: it only wakes the subscriptions, it joins nothing.
+    STOP_WAIT = 0.5
+
     def __init__(
         self,
         max_subscribers: int = 4,

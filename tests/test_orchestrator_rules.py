@@ -265,13 +265,11 @@ def test_a_bare_ip_peer_that_stops_answering_is_marked_then_removed(tmp_path: Pa
             wait_for_waiting(rig, service.id)
         assert rig.nodes.get(dead.ip).state is NodeReachability.UNREACHABLE
         asked = dead.requests
-        started = time.monotonic()
         service = rig.orchestrator.submit_blueprint(
             blueprint({"name": "z", "capabilities": ["zigbee"]})
         )
         wait_for_waiting(rig, service.id)
-        assert dead.requests == asked  # skipped without waiting
-        assert time.monotonic() - started < 0.2
+        assert dead.requests == asked  # skipped: not even asked, so no wait for it
         rig.orchestrator._gateway.sweep()
         assert rig.nodes.get(dead.ip) is not None  # grace not over
         clock[0] += 11
