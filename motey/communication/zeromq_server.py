@@ -8,6 +8,7 @@ never left waiting for a reply it cannot send.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -19,10 +20,14 @@ from motey.communication.protocol import node_requests as proto
 from motey.communication.protocol.node_requests import RequestKind
 from motey.errors import ConfigError, MoteyError, ValidationError
 from motey.orchestrator.executor import ImageExecutor
+from motey.security.audit import AuditLog
 
 log = logbook.Logger(__name__)
 
-Handler = Callable[[bytes], bytes]
+Handler = Callable[..., bytes]  # (raw request, peer identity="") -> raw reply
+
+#: The request kinds that change something on this node, and so are audited.
+AUDITED = frozenset({RequestKind.DEPLOY, RequestKind.TERMINATE})
 
 #: Seconds a bind keeps retrying while the port is still held by a socket just closed.
 BIND_RETRY = 1.0
@@ -31,8 +36,9 @@ BIND_RETRY = 1.0
 class NodeRequestHandler:
     """What this node answers to each request kind; never raises."""
 
-    def __init__(self, executor: ImageExecutor) -> None:
+    def __init__(self, executor: ImageExecutor, audit: AuditLog | None = None) -> None:
         self._executor = executor
+        self._audit = audit
 
     def handler(self, kind: RequestKind) -> Handler:
         """The function that answers requests of ``kind``."""
@@ -43,16 +49,27 @@ class NodeRequestHandler:
             RequestKind.TERMINATE: self._terminate,
         }[kind]
 
-        def answer(raw: bytes) -> bytes:
+        def answer(raw: bytes, peer: str = "") -> bytes:
+            result = "ok"
             try:
                 return action(raw)
             except MoteyError as exc:
                 level = log.info if isinstance(exc, ValidationError) else log.warning
                 level("{} request refused: {}", kind.label, exc.message)
+                result = f"{type(exc).__name__}: {exc.message}"
                 return proto.encode_error(exc)
             except Exception as exc:  # every request gets a reply, even on a bug
                 log.exception("{} request failed: {}", kind.label, exc)
+                result = f"{type(exc).__name__}: {exc}"
                 return proto.encode_error(exc)
+            finally:
+                if self._audit is not None and kind in AUDITED:
+                    self._audit.record(
+                        who=peer or "(unknown peer)",
+                        what=f"peer {kind.label} request",
+                        result=result,
+                        image=_image_id(raw),
+                    )
 
         return answer
 
@@ -74,6 +91,32 @@ class NodeRequestHandler:
         ref = proto.decode_image_ref(raw)
         log.info("peer asks to terminate image {}", ref.id)
         return proto.encode_terminate_reply(ref, self._executor.terminate(ref.as_image()))
+
+
+def peer_of(frame: zmq.Frame) -> str:
+    """Who sent a request: its authenticated identity (ZAP ``User-Id``, set by CURVE
+    authentication) when there is one, else its address (``Peer-Address``)."""
+    for prop, prefix in (("User-Id", ""), ("Peer-Address", "address ")):
+        try:
+            value = frame.get(prop)
+        except (zmq.ZMQError, ValueError, AttributeError):
+            continue
+        if value:
+            return f"{prefix}{value}"
+    return ""
+
+
+def _image_id(raw: bytes) -> str | None:
+    """The image a request names, for the audit line; never raises."""
+    try:
+        text = raw[:4096].decode("utf-8", "replace").strip()
+        if not text.startswith("{"):
+            return text[:100] or None
+        data = json.loads(raw)
+        value = data.get("id") if isinstance(data, dict) else None
+        return str(value)[:100] if value else None
+    except Exception:  # the audit line must not fail on what the request itself refused
+        return None
 
 
 class ZeroMQServer:
@@ -167,7 +210,7 @@ class ZeroMQServer:
                 try:
                     if not sock.poll(self._poll_ms, zmq.POLLIN):
                         continue
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     continue
                 except zmq.ZMQError as exc:
@@ -177,7 +220,7 @@ class ZeroMQServer:
                     sock = self._rebind(kind, sock)
                     continue
                 if len(frames) == 1:
-                    reply = answer(frames[0])
+                    reply = answer(frames[0].bytes, peer_of(frames[0]))
                 else:
                     log.info("{} request with {} frames refused", kind.label, len(frames))
                     reply = proto.encode_error(

@@ -29,6 +29,8 @@ from motey.repositories.base import Database
 from motey.repositories.capability_repository import CapabilityRepository
 from motey.repositories.node_repository import NodeRepository
 from motey.repositories.service_repository import ServiceRepository
+from motey.security.access import AccessControl, TokenStore
+from motey.security.audit import AuditLog
 from motey.val.loader import discover_plugins
 from motey.val.manager import VALManager
 
@@ -51,6 +53,11 @@ def _ports(config: dict[str, Any]) -> dict[str, int]:
         "image_status_replier": zmq["image_status_replier"],
         "image_terminate_replier": zmq["image_terminate_replier"],
     }
+
+
+def _audit_folder(config: dict[str, Any]) -> str:
+    """The audit log lives with the other logs; without a log folder, with the data."""
+    return str(config["LOGGER"]["log_path"] or config["DATABASE"]["path"])
 
 
 def _plugin_dirs(value: str) -> list[str]:
@@ -149,6 +156,17 @@ class ApplicationContainer(containers.DeclarativeContainer):
         subscribe_capabilities=capability_engine.provided.subscribe,
     )
 
+    # -- access control and audit (docs/security.md) ----------------------------------
+    token_store = providers.Singleton(
+        TokenStore.from_config, config.SECURITY.credentials, config.DATABASE.path
+    )
+    access_control = providers.Singleton(
+        AccessControl, mode=config.SECURITY.mode, store=token_store
+    )
+    audit_log = providers.Singleton(
+        AuditLog.in_folder, providers.Callable(_audit_folder, full_config)
+    )
+
     # -- communication -------------------------------------------------------------
     flask_app = providers.Singleton(
         create_app,
@@ -159,6 +177,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
         identity=identity,
         cors_origins=config.WEBSERVER.cors_origins,
         webclient_path=config.WEBSERVER.webclient_path,
+        access=access_control,
+        audit=audit_log,
     )
     api_server = providers.Singleton(
         APIServer,
@@ -170,7 +190,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
     zeromq_server = providers.Singleton(
         ZeroMQServer,
         context=zmq_context,
-        handler=providers.Singleton(NodeRequestHandler, image_executor),
+        handler=providers.Singleton(NodeRequestHandler, image_executor, audit=audit_log),
         ip=config.NODE.ip,
         ports=providers.Callable(_ports, full_config),
     )
@@ -206,6 +226,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
             node_status,
             remote_client,
             orchestrator,
+            access_control,
             communication_manager,
         ),
     )

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from motey import __version__
 from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.communication.api.access import install_access_control
 from motey.communication.api.views import (
     capabilities_blueprint,
     meta_blueprint,
@@ -23,6 +24,8 @@ from motey.node.identity import NodeIdentity
 from motey.node.status import NodeStatusMonitor
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
+from motey.security.access import AccessControl
+from motey.security.audit import AuditLog
 
 log = logbook.Logger(__name__)
 
@@ -41,13 +44,17 @@ def create_app(
     identity: NodeIdentity,
     cors_origins: list[str] | None = None,
     webclient_path: str | None = None,
+    access: AccessControl | None = None,
+    audit: AuditLog | None = None,
 ) -> Flask:
     """Build the Flask app with every endpoint bound to the given components."""
     app = Flask("motey", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if cors_origins:
-        CORS(app, origins=cors_origins, expose_headers=["Location"])
+        CORS(app, origins=cors_origins, expose_headers=["Location", "Retry-After"])
+    if access is not None:
+        install_access_control(app, access, audit)
 
     app.register_blueprint(service_blueprint(orchestrator))
     app.register_blueprint(capabilities_blueprint(capability_engine))

@@ -10,12 +10,14 @@ from flask import Blueprint, Response, jsonify, request
 
 from motey import __version__
 from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.communication.api.access import caller_role
 from motey.errors import UnsupportedMediaType, ValidationError
 from motey.models.service import Service
 from motey.node.identity import NodeIdentity
 from motey.node.status import NodeStatusMonitor
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
+from motey.security.redaction import redact_service
 
 YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
 
@@ -23,7 +25,7 @@ YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yam
 def _service_json(service: Service) -> dict[str, Any]:
     body = service.to_dict()
     body["links"] = {"self": f"/v1/service/{service.id}"}
-    return body
+    return redact_service(body, caller_role())
 
 
 def _yaml_body() -> str:
