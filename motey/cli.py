@@ -14,6 +14,8 @@ from typing import Any
 from motey import __version__
 from motey.config import default_config_path, load_config
 from motey.errors import ConfigError, MoteyError
+from motey.security import cell_cli
+from motey.security.token_cli import add_token_commands, run_token_command
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -33,6 +35,8 @@ commands:
   stop      stop the daemon and wait until it is gone
   restart   stop, then start the daemon
   status    tell whether the daemon runs (exit 0) or not (exit 3)
+  cell      create a secure cell, issue or revoke node credentials (see docs/security.md)
+  token     create, list and revoke this node's API tokens
 
 The configuration file defaults to $MOTEY_CONFIG or the config.ini beside the package;
 any key can be overridden by MOTEY_<SECTION>_<KEY> environment variables.
@@ -73,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                 default=30.0,
                 help="seconds to wait for the daemon to exit (default: 30)",
             )
+    add_token_commands(sub, common)
     return parser
 
 
@@ -182,12 +187,16 @@ def status_daemon(config: dict[str, Any]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "cell":
+        return cell_cli.run(args)
     config_path = _config_path(args)
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         print(f"motey: error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "token":
+        return run_token_command(config, args)
     if args.command == "run":
         return run_node(config)
     if args.command == "start":

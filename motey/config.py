@@ -31,7 +31,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "WEBSERVER": {
         "ip": "",
         "port": "5023",
-        "cors_origins": "*",
+        "cors_origins": "",
         "threads": "8",
         "webclient_path": "",
     },
