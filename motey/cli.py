@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="seconds to wait for the daemon to exit (default: 30)",
             )
     add_token_commands(sub, common)
+    cell_cli.register(sub)
     return parser
 
 
