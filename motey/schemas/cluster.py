@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from motey.models.node import NodeLifecycle, NodeReachability
+from motey.schemas.blueprint import IMAGE_REFERENCE_PATTERN
 from motey.schemas.capability import CAPABILITY_LIST_SCHEMA
 
 #: Node ids are UUIDs; the pattern is looser so ids of other implementations still fit,
@@ -57,7 +58,12 @@ DEPLOY_REQUEST_SCHEMA: dict[str, Any] = {
                 {"type": "null"},
             ]
         },
-        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": IMAGE_REFERENCE_PATTERN,
+        },
         "engine": {"type": ["string", "null"], "maxLength": 64},
         "parameters": {"type": ["object", "null"]},
         "capabilities": {

@@ -17,11 +17,12 @@ def field_path(path: Any) -> str:
     return text or "(document)"
 
 
-def validate(instance: Any, schema: dict[str, Any], what: str) -> None:
+def validate(instance: Any, schema: dict[str, Any], what: str, prefix: str = "") -> None:
     """Raise :class:`ValidationError` naming the first failing field of ``instance``.
 
     The most specific error (deepest path) is reported, so that a bad image name is
-    reported as ``images[0].name`` rather than as "images is not valid".
+    reported as ``images[0].name`` rather than as "images is not valid". ``prefix``
+    is the instance's own place in a larger document (``images[0].parameters``).
     """
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: (-len(e.path), e.message))
@@ -36,4 +37,7 @@ def validate(instance: Any, schema: dict[str, Any], what: str) -> None:
         if missing:
             prefix = "" if path == "(document)" else f"{path}."
             path = f"{prefix}{missing[0]}"
-    raise ValidationError(f"invalid {what}: {path}: {chosen.message}", field=path)
+    if prefix:
+        path = prefix if path == "(document)" else f"{prefix}.{path}".replace(".[", "[")
+    message = chosen.message if len(chosen.message) <= 300 else chosen.message[:300] + "..."
+    raise ValidationError(f"invalid {what}: {path}: {message}", field=path)
