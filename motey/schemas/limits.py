@@ -166,11 +166,9 @@ def safe_load_yaml(text: str) -> Any:
             )
         if depth > MAX_DEPTH:
             raise ValidationError(
-                f"YAML is nested deeper than {MAX_DEPTH} levels once its aliases are "
-                "written out",
+                f"YAML is nested deeper than {MAX_DEPTH} levels once its aliases are written out",
                 field="(document)",
             )
         return loader.construct_document(node)
     finally:
         loader.dispose()
-

@@ -23,7 +23,8 @@ _BYTES = {
     ]
 }
 _IPV4 = r"^(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$"
-_HOSTNAME = r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$"
 _NAMESPACE_MODE = {
     "type": "string",
     "pattern": r"^(?:host|private|shareable|none|container:[A-Za-z0-9][A-Za-z0-9_.-]{0,127})$",
@@ -133,7 +134,7 @@ DOCKER_PARAMETERS_SCHEMA: dict[str, Any] = {
         "hostname": {"type": "string", "pattern": _HOSTNAME},
         "network_mode": {
             "type": "string",
-            "pattern": r"^(?:container:[A-Za-z0-9][A-Za-z0-9_.-]{0,127}|[A-Za-z0-9][A-Za-z0-9_.-]{0,127})$",
+            "pattern": r"^(?:container:)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
         },
         "pid_mode": _NAMESPACE_MODE,
         "ipc_mode": _NAMESPACE_MODE,

@@ -64,9 +64,7 @@ class DockerVAL(VALPlugin):
 
     def validate_parameters(self, parameters: dict[str, Any], field: str) -> None:
         if not isinstance(parameters, dict):
-            raise ValidationError(
-                f"invalid blueprint: {field}: must be a mapping", field=field
-            )
+            raise ValidationError(f"invalid blueprint: {field}: must be a mapping", field=field)
         for key in parameters:
             if key not in ALLOWED_PARAMETERS:
                 allowed = ", ".join(ALLOWED_PARAMETERS)
