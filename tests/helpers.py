@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import requests
@@ -102,6 +103,8 @@ class MoteyNode:
         }
         for section, values in (extra or {}).items():
             sections.setdefault(section, {}).update(values)
+        #: The bearer token request() sends unless told otherwise (None: none).
+        self.token: str | None = None
         self.sections = sections
         self.config_path = self.dir / "config.ini"
         self.write_config()
@@ -184,21 +187,33 @@ class MoteyNode:
     # -- REST helpers ----------------------------------------------------------------
     # Every call to a node's REST API in the tests goes through request(), so that the
     # transport (HTTPS, the cell CA) and the caller's credentials are set in one place.
-    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
-        """One REST call to this node; ``path`` starts with ``/``."""
+    def request(
+        self, method: str, path: str, *, token: str | None | EllipsisType = ..., **kw: Any
+    ) -> requests.Response:
+        """One REST call to this node; ``path`` starts with ``/``.
+
+        Sends ``Authorization: Bearer`` with ``token``: by default :attr:`token`, ``None``
+        for no header at all.
+        """
         kw.setdefault("timeout", 10)
+        bearer = self.token if token is ... else token
+        if bearer is not None:
+            kw["headers"] = {"Authorization": f"Bearer {bearer}", **(kw.get("headers") or {})}
         return requests.request(method, f"{self.url}{path}", **kw)
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
 
-    def post_yaml(self, text: str, content_type: str = "application/x-yaml") -> requests.Response:
+    def post_yaml(
+        self, text: str, content_type: str = "application/x-yaml", **kw: Any
+    ) -> requests.Response:
+        kw.setdefault("timeout", 30)
         return self.request(
             "POST",
             "/v1/service",
             data=textwrap.dedent(text).encode(),
             headers={"Content-Type": content_type},
-            timeout=30,
+            **kw,
         )
 
     def post_json(self, path: str, body: Any, **kw: Any) -> requests.Response:

@@ -50,7 +50,7 @@ def publish(node: MoteyNode, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def rest(node: MoteyNode, method: str, body: Any) -> requests.Response:
-    return requests.request(method, f"{node.url}/v1/capabilities", json=body, timeout=10)
+    return node.request(method, "/v1/capabilities", json=body)
 
 
 @pytest.fixture
