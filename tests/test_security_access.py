@@ -239,3 +239,26 @@ def test_audit_lines_and_rotation(tmp_path: Path) -> None:
 def test_audit_never_raises(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     AuditLog(tmp_path / "file" / "audit.log").record(who="x", what="y", result="z")
+
+
+def test_openapi_document_states_the_role_table() -> None:
+    """Every operation names the role the table asks for and documents 401/403/429."""
+    import yaml
+
+    spec = yaml.safe_load(
+        (Path(__file__).parent.parent / "motey/communication/api/openapi.yaml").read_text()
+    )
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert spec["security"] == [{"bearerAuth": []}]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            role = required_role(method.upper(), path.replace("{id}", "x"))
+            assert operation["x-motey-role"] == role, (method, path)
+            responses = set(operation["responses"])
+            if role is None:
+                assert operation["security"] == [] and not responses & {"401", "403"}
+                continue
+            assert {"401", "429"} <= responses, (method, path)
+            assert ("403" in responses) is (role != "viewer"), (method, path)
