@@ -15,6 +15,7 @@ from motey import __version__
 from motey.config import default_config_path, load_config
 from motey.errors import ConfigError, MoteyError
 from motey.security import cell_cli
+from motey.security.credentials import require_credentials
 from motey.security.token_cli import add_token_commands, run_token_command
 
 EXIT_OK = 0
@@ -193,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     config_path = _config_path(args)
     try:
         config = load_config(config_path)
+        if args.command in ("run", "start", "restart"):
+            require_credentials(config)
     except ConfigError as exc:
         print(f"motey: error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE

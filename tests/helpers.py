@@ -105,6 +105,15 @@ class MoteyNode:
             sections.setdefault(section, {}).update(values)
         #: The bearer token request() sends unless told otherwise (None: none).
         self.token: str | None = None
+        #: Secure (the default): HTTPS verified against the test cell's CA, and the
+        #: cell's admin token; credentials issued by the real `motey cell` code.
+        security = sections.setdefault("SECURITY", {})
+        self.secure = security.get("mode", "secure") != "open"
+        if self.secure and not security.get("credentials"):
+            security["credentials"] = "credentials"
+            issue_node_credentials(self.name, self.ip, self.dir / "credentials")
+        if self.secure:
+            self.token = cell_admin_token()
         self.sections = sections
         self.config_path = self.dir / "config.ini"
         self.write_config()
@@ -113,7 +122,7 @@ class MoteyNode:
 
     @property
     def url(self) -> str:
-        return f"http://{self.ip}:{self.port}"
+        return f"{'https' if self.secure else 'http'}://{self.ip}:{self.port}"
 
     @property
     def node_id(self) -> str | None:
@@ -196,6 +205,8 @@ class MoteyNode:
         for no header at all.
         """
         kw.setdefault("timeout", 10)
+        if self.secure:
+            kw.setdefault("verify", str(test_cell().dir / "ca.crt"))
         bearer = self.token if token is ... else token
         if bearer is not None:
             kw["headers"] = {"Authorization": f"Bearer {bearer}", **(kw.get("headers") or {})}
@@ -245,23 +256,98 @@ class MoteyNode:
         return last
 
 
+# -- the test cell ------------------------------------------------------------------
+# One cell per test session, made by the real `motey cell` code; every secure node and
+# broker of the session belongs to it.
+_cell: Any = None
+#: (ip, port) of every secure broker started, so raw clients know to bring a certificate.
+SECURE_BROKERS: set[tuple[str, int]] = set()
+
+
+def test_cell() -> Any:
+    """The session's cell (created on first use, removed at exit)."""
+    global _cell
+    if _cell is None:
+        import atexit
+        import tempfile
+
+        from motey.security.cell import Cell
+
+        folder = Path(tempfile.mkdtemp(prefix="motey-test-cell-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _cell, _token = Cell.init(folder / "cell", broker="127.0.0.1")
+    return _cell
+
+
+def cell_admin_token() -> str:
+    """The plain admin token of the test cell (what `motey cell init` wrote)."""
+    return (test_cell().dir / "admin.token").read_text().strip()
+
+
+def issue_node_credentials(name: str, ip: str, folder: Path) -> Path:
+    """A node's credentials folder, as `motey cell add-node` writes it."""
+    return test_cell().add_node(name, ip, out=folder, replace=True)  # type: ignore[no-any-return]
+
+
+def client_tls(name: str = "test-observer") -> tuple[str, str, str]:
+    """(CA, certificate, key) of a valid cell client certificate called ``name``."""
+    from motey.security import pki
+
+    cell = test_cell()
+    folder = cell.dir / "clients" / name
+    if not (folder / "client.crt").exists():
+        ca_key, ca_cert = cell.ca()
+        key, cert = pki.issue_cert(ca_key, ca_cert, name, [])
+        pki.write_private(folder / "client.key", pki.key_pem(key))
+        pki.write_public(folder / "client.crt", pki.cert_pem(cert))
+    return str(cell.dir / "ca.crt"), str(folder / "client.crt"), str(folder / "client.key")
+
+
+def secure_broker_config(folder: Path, ip: str, port: int) -> str:
+    """The cell's generated Mosquitto configuration, with a broker certificate for ``ip``."""
+    from motey.security import pki
+    from motey.security.cell import broker_config
+
+    cell = test_cell()
+    ca_key, ca_cert = cell.ca()
+    key, cert = pki.issue_cert(ca_key, ca_cert, "motey-broker", [ip])
+    pki.write_private(folder / "broker.key", pki.key_pem(key))
+    pki.write_public(folder / "broker.crt", pki.cert_pem(cert))
+    text = broker_config(cell.dir, ip, port)
+    text = text.replace(str(cell.dir / "broker" / "broker.crt"), str(folder / "broker.crt"))
+    text = text.replace(str(cell.dir / "broker" / "broker.key"), str(folder / "broker.key"))
+    # pytest's folders are private to root: the test broker keeps root's rights to read them.
+    return text + "user root\n"
+
+
 def unique_name(prefix: str = "svc") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 class Mosquitto:
-    """A real Mosquitto broker on a loopback address and a free port."""
+    """A real Mosquitto broker on a loopback address and a free port.
 
-    def __init__(self, workdir: Path, ip: str = "127.0.0.1") -> None:
+    Secure (the default): the test cell's generated configuration and ACL, TLS with
+    client certificates, a broker certificate for ``ip``. ``secure=False``: the original
+    anonymous plain broker, for tests about the original wire format.
+    """
+
+    def __init__(self, workdir: Path, ip: str = "127.0.0.1", secure: bool = True) -> None:
         self.ip = ip
         self.port = free_port(ip)
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.conf = self.dir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} {self.ip}\nallow_anonymous true\npersistence false\n"
-            f"log_dest file {self.dir / 'mosquitto.log'}\nlog_type all\n"
-        )
+        self.secure = secure
+        log_lines = f"log_dest file {self.dir / 'mosquitto.log'}\nlog_type all\n"
+        if secure:
+            SECURE_BROKERS.add((self.ip, self.port))
+            self.conf.write_text(secure_broker_config(self.dir, ip, self.port) + log_lines)
+        else:
+            self.conf.write_text(
+                f"listener {self.port} {self.ip}\nallow_anonymous true\npersistence false\n"
+                + log_lines
+            )
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Mosquitto:

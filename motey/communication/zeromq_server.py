@@ -8,6 +8,7 @@ never left waiting for a reply it cannot send.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -18,9 +19,12 @@ import zmq
 
 from motey.communication.protocol import node_requests as proto
 from motey.communication.protocol.node_requests import RequestKind
+from motey.communication.zap import ZAP_DOMAIN, RateLimitedLog, ZAPHandler
 from motey.errors import ConfigError, MoteyError, ValidationError
 from motey.orchestrator.executor import ImageExecutor
 from motey.security.audit import AuditLog
+from motey.security.credentials import NodeCredentials
+from motey.security.membership import CellMembers
 
 log = logbook.Logger(__name__)
 
@@ -129,8 +133,19 @@ class ZeroMQServer:
         ip: str,
         ports: dict[str, int],
         poll_interval: float = 0.25,
+        credentials: NodeCredentials | None = None,
+        members: CellMembers | None = None,
     ) -> None:
+        """With ``credentials`` (secure mode) every socket is a CURVE server that answers
+        only clients whose key ``members`` knows (see :mod:`motey.communication.zap`)."""
         self._context = context
+        self._credentials = credentials
+        self._refusals = RateLimitedLog()
+        self._zap = (
+            ZAPHandler(context, members or CellMembers(credentials), self._refusals)
+            if credentials is not None
+            else None
+        )
         self._handler = handler
         self.ip = ip
         self._ports = {kind: int(ports[kind.value]) for kind in RequestKind}
@@ -146,6 +161,8 @@ class ZeroMQServer:
         if self._threads:
             return
         self._stop.clear()
+        if self._zap is not None:
+            self._zap.start()
         sockets: dict[RequestKind, zmq.Socket] = {}
         try:
             for kind in RequestKind:
@@ -153,6 +170,8 @@ class ZeroMQServer:
         except ConfigError:
             for sock in sockets.values():
                 sock.close(linger=0)
+            if self._zap is not None:
+                self._zap.stop()
             raise
         for kind, sock in sockets.items():
             thread = threading.Thread(
@@ -164,9 +183,10 @@ class ZeroMQServer:
             self._threads.append(thread)
             thread.start()
         log.info(
-            "ZeroMQ repliers listening on {} ports {}",
+            "ZeroMQ repliers listening on {} ports {}{}",
             self.ip,
             ", ".join(str(self._ports[k]) for k in RequestKind),
+            " (CURVE, cell members only)" if self._zap is not None else " (plain: open mode)",
         )
 
     def stop(self) -> None:
@@ -177,6 +197,8 @@ class ZeroMQServer:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads = []
+        if self._zap is not None:
+            self._zap.stop()
         log.info("ZeroMQ repliers stopped")
 
     def _bind(self, kind: RequestKind) -> zmq.Socket:
@@ -184,6 +206,10 @@ class ZeroMQServer:
         sock.setsockopt(zmq.LINGER, 0)
         # A peer that sends more than this is disconnected by ZeroMQ before we see it.
         sock.setsockopt(zmq.MAXMSGSIZE, proto.MAX_MESSAGE_BYTES)
+        if self._credentials is not None:
+            sock.curve_server = True
+            sock.curve_secretkey = self._credentials.curve_secret.encode("ascii")
+            sock.zap_domain = ZAP_DOMAIN
         deadline = time.monotonic() + BIND_RETRY
         while True:
             try:
@@ -203,12 +229,42 @@ class ZeroMQServer:
             f"(check [NODE] ip and [ZEROMQ] {kind.value})"
         ) from error
 
+    def _monitor(self, sock: zmq.Socket) -> zmq.Socket | None:
+        """A monitor of failed handshakes (plain clients), in secure mode."""
+        if self._credentials is None:
+            return None
+        return sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        )
+
+    def _log_failed_handshakes(self, kind: RequestKind, monitor: zmq.Socket) -> None:
+        while True:
+            try:
+                monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._refusals.warn(
+                f"port-{kind.value}",
+                f"refused a ZeroMQ client on {self.endpoint(kind)}: its handshake is not "
+                "CURVE (a plain or foreign client)",
+            )
+
     def _serve(self, kind: RequestKind, sock: zmq.Socket) -> None:
         answer = self._handler.handler(kind)
+        monitor = self._monitor(sock)
         try:
             while not self._stop.is_set():
                 try:
-                    if not sock.poll(self._poll_ms, zmq.POLLIN):
+                    if monitor is not None:
+                        poller = zmq.Poller()
+                        poller.register(sock, zmq.POLLIN)
+                        poller.register(monitor, zmq.POLLIN)
+                        ready = dict(poller.poll(self._poll_ms))
+                        if monitor in ready:
+                            self._log_failed_handshakes(kind, monitor)
+                        if sock not in ready:
+                            continue
+                    elif not sock.poll(self._poll_ms, zmq.POLLIN):
                         continue
                     frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
@@ -217,7 +273,9 @@ class ZeroMQServer:
                     if exc.errno == zmq.ETERM:
                         return
                     log.error("{} replier receive failed: {}", kind.label, exc)
+                    monitor = self._close_monitor(sock, monitor)
                     sock = self._rebind(kind, sock)
+                    monitor = self._monitor(sock)
                     continue
                 if len(frames) == 1:
                     reply = answer(frames[0].bytes, peer_of(frames[0]))
@@ -233,9 +291,22 @@ class ZeroMQServer:
                         return
                     # REP is now stuck waiting for a send; a fresh socket recovers it.
                     log.error("{} replier could not send its reply: {}", kind.label, exc)
+                    monitor = self._close_monitor(sock, monitor)
                     sock = self._rebind(kind, sock)
+                    monitor = self._monitor(sock)
         finally:
+            self._close_monitor(sock, monitor)
             sock.close(linger=0)
+
+    @staticmethod
+    def _close_monitor(sock: zmq.Socket, monitor: zmq.Socket | None) -> None:
+        """Close a handshake monitor (if any); returns ``None`` for the caller's variable."""
+        if monitor is None:
+            return None
+        with contextlib.suppress(zmq.ZMQError):
+            sock.disable_monitor()
+        monitor.close(linger=0)
+        return None
 
     def _rebind(self, kind: RequestKind, sock: zmq.Socket) -> zmq.Socket:
         sock.close(linger=0)

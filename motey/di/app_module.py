@@ -19,7 +19,7 @@ from motey.communication.zeromq_context import zeromq_context
 from motey.communication.zeromq_server import NodeRequestHandler, ZeroMQServer
 from motey.core import Core
 from motey.logging_setup import setup_logging
-from motey.node.identity import NodeIdentity, load_or_create_node_id
+from motey.node.identity import NodeIdentity, node_id_for
 from motey.node.status import NodeStatusMonitor
 from motey.orchestrator.cluster import ClusterGateway
 from motey.orchestrator.executor import ImageExecutor
@@ -31,6 +31,8 @@ from motey.repositories.node_repository import NodeRepository
 from motey.repositories.service_repository import ServiceRepository
 from motey.security.access import AccessControl, TokenStore
 from motey.security.audit import AuditLog
+from motey.security.credentials import credentials_for
+from motey.security.membership import CellMembers
 from motey.val.loader import discover_plugins
 from motey.val.manager import VALManager
 
@@ -87,13 +89,19 @@ class ApplicationContainer(containers.DeclarativeContainer):
     capability_repository = providers.Singleton(CapabilityRepository, capabilities_db)
 
     # -- this node -----------------------------------------------------------------
-    node_id = providers.Singleton(load_or_create_node_id, config.DATABASE.path)
+    # Secure mode: the node's cell credentials (None in open mode) and the cell's members.
+    credentials = providers.Singleton(credentials_for, full_config)
+    members = providers.Singleton(CellMembers, credentials)
+    node_id = providers.Singleton(
+        node_id_for, config.DATABASE.path, providers.Callable(lambda c: c and c.name, credentials)
+    )
     identity = providers.Singleton(
         NodeIdentity,
         node_id=node_id,
         name=config.NODE.name,
         ip=config.NODE.ip,
         ports=providers.Callable(_ports, full_config),
+        security_mode=config.SECURITY.mode,
     )
     node_status = providers.Singleton(NodeStatusMonitor, disk_path=config.DATABASE.path)
 
@@ -136,6 +144,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         context=zmq_context,
         request_timeout=config.ZEROMQ.request_timeout,
         action_timeout=config.ZEROMQ.action_timeout,
+        credentials=credentials,
     )
     image_executor = providers.Singleton(ImageExecutor, identity, val_manager, capability_engine)
     gateway = providers.Singleton(
@@ -186,6 +195,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         ip=config.WEBSERVER.ip,
         port=config.WEBSERVER.port,
         threads=config.WEBSERVER.threads,
+        tls=providers.Callable(lambda c: c and (c.cert_path, c.key_path), credentials),
     )
     zeromq_server = providers.Singleton(
         ZeroMQServer,
@@ -193,6 +203,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
         handler=providers.Singleton(NodeRequestHandler, image_executor, audit=audit_log),
         ip=config.NODE.ip,
         ports=providers.Callable(_ports, full_config),
+        credentials=credentials,
+        members=members,
     )
     discovery = providers.Singleton(
         MQTTDiscovery,
@@ -208,6 +220,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
         reconnect_max_delay=config.MQTT.reconnect_max_delay,
         presence_interval=config.MQTT.presence_interval,
         subscribe_capabilities=capability_engine.provided.subscribe,
+        credentials=credentials,
+        members=members,
     )
     # Started in this order, stopped in reverse: peers learn of this node (discovery)
     # only once its repliers listen, and it says goodbye before they close.

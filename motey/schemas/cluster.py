@@ -41,6 +41,8 @@ PRESENCE_SCHEMA: dict[str, Any] = {
         "load": {"type": ["number", "null"], "minimum": 0},
         "capabilities": CAPABILITY_LIST_SCHEMA,
         "timestamp": {"type": "number"},
+        "curve_key": {"type": ["string", "null"], "minLength": 40, "maxLength": 40},
+        "curve_sig": {"type": ["string", "null"], "maxLength": 256},
     },
 }
 

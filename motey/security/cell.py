@@ -101,6 +101,21 @@ topic readwrite {revocation.TOPIC_REVOCATIONS}
 """
 
 
+def _hand_to_broker_user(cell_dir: Path) -> None:
+    """Let a local Mosquitto (which drops root for the ``mosquitto`` user) read its files."""
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        return
+    try:
+        user = pwd.getpwnam("mosquitto")
+    except KeyError:
+        return
+    for path in (cell_dir / "broker", cell_dir / "broker" / "broker.key"):
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
 @dataclass
 class Cell:
     """An existing cell folder."""
@@ -139,7 +154,9 @@ class Cell:
             raise ConfigError(f"{cell_dir} already holds a cell (ca.key exists); nothing changed")
         host, port = parse_broker(broker)
         cell_dir.mkdir(parents=True, exist_ok=True)
-        cell_dir.chmod(0o700)
+        # Traversable (not listable) so that Mosquitto, running as its own user, can
+        # reach broker/; every secret inside is 0600.
+        cell_dir.chmod(0o711)
         name = cell_dir.name or "cell"
         ca_key, ca_cert = pki.make_ca(name)
         pki.write_private(cell_dir / "ca.key", pki.key_pem(ca_key))
@@ -152,21 +169,30 @@ class Cell:
         pki.write_public(cell_dir / "admin" / "admin.crt", pki.cert_pem(admin_cert))
         cell = cls(cell_dir)
         (cell_dir / "cell.json").write_text(
-            json.dumps({"name": name, "broker_host": host, "broker_port": port, "created": _stamp()})
+            json.dumps(
+                {"name": name, "broker_host": host, "broker_port": port, "created": _stamp()}
+            )
         )
         cell._write_revocations(ca_key, ca_cert, [], sequence=0)
         pki.write_public(cell_dir / "broker" / "acl", ACL.encode())
         pki.write_public(
             cell_dir / "broker" / "mosquitto.conf", broker_config(cell_dir, host, port).encode()
         )
+        _hand_to_broker_user(cell_dir)
         record, token = TokenRecord.issue("admin", "admin")
         write_token_file(cell_dir / TOKENS_FILE, [record])
         pki.write_private(cell_dir / "admin.token", (token + "\n").encode())
         return cell, token
 
     # -- add-node ---------------------------------------------------------------------
-    def add_node(self, name: str, ip: str, out: Path | None = None) -> Path:
-        """Issue a node's credentials into one folder; returns the folder."""
+    def add_node(
+        self, name: str, ip: str, out: Path | None = None, replace: bool = False
+    ) -> Path:
+        """Issue a node's credentials into one folder; returns the folder.
+
+        ``replace`` issues new credentials for a name that already has some, without
+        revoking the old ones (test fixtures; operators revoke, then add).
+        """
         import ipaddress
 
         pki.check_name(name)
@@ -176,7 +202,7 @@ class Cell:
             raise ConfigError(f"--ip {ip!r} is not an IPv4 address") from None
         ca_key, ca_cert = self.ca()
         issued = self.issued()
-        if any(e["name"] == name and not e.get("revoked") for e in issued):
+        if not replace and any(e["name"] == name and not e.get("revoked") for e in issued):
             raise ConfigError(
                 f"node {name!r} already has credentials in this cell; revoke them first "
                 f"(`motey cell revoke --dir {self.dir} --name {name}`) to issue new ones"

@@ -156,7 +156,9 @@ def issue_cert(
         .not_valid_after(now + dt.timedelta(days=LEAF_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
             critical=False,
         )
         .add_extension(
@@ -165,7 +167,9 @@ def issue_cert(
         )
     )
     if hosts:
-        builder = builder.add_extension(x509.SubjectAlternativeName(_alt_names(hosts)), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(_alt_names(hosts)), critical=False
+        )
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
@@ -203,7 +207,9 @@ def verify(ca_cert: x509.Certificate, message: bytes, signature: str) -> bool:
     if not isinstance(public, ec.EllipticCurvePublicKey):
         return False
     try:
-        public.verify(base64.b64decode(signature, validate=True), message, ec.ECDSA(hashes.SHA256()))
+        public.verify(
+            base64.b64decode(signature, validate=True), message, ec.ECDSA(hashes.SHA256())
+        )
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -237,7 +243,7 @@ def z85_encode(data: bytes) -> str:
     """ZeroMQ's Z85 text form of ``data`` (a multiple of 4 bytes), as CURVE keys are written."""
     if len(data) % 4:
         raise ValueError("Z85 encodes multiples of 4 bytes")
-    out = []
+    out: list[str] = []
     for i in range(0, len(data), 4):
         value = int.from_bytes(data[i : i + 4], "big")
         chunk = []

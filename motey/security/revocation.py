@@ -39,10 +39,13 @@ def _signed_part(sequence: int, revoked: list[dict[str, Any]]) -> bytes:
     ).encode("utf-8")
 
 
-def encode(ca_key: ec.EllipticCurvePrivateKey, sequence: int, revoked: list[dict[str, Any]]) -> bytes:
+def encode(
+    ca_key: ec.EllipticCurvePrivateKey, sequence: int, revoked: list[dict[str, Any]]
+) -> bytes:
     """The signed document; ``revoked`` entries carry ``name``, ``serial``, ``curve_key``."""
     entries = [
-        {"name": e["name"], "serial": str(e["serial"]), "curve_key": e["curve_key"]} for e in revoked
+        {"name": e["name"], "serial": str(e["serial"]), "curve_key": e["curve_key"]}
+        for e in revoked
     ]
     document = {
         "format": FORMAT,

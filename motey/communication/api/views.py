@@ -153,7 +153,9 @@ def nodes_blueprint(
 
     @bp.get("/v1/node")
     def get_node() -> Any:
-        return jsonify(self_entry())
+        entry = self_entry()
+        entry["security_mode"] = identity.security_mode
+        return jsonify(entry)
 
     @bp.put("/v1/node")
     def set_node() -> Any:

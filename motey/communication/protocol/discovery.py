@@ -99,6 +99,9 @@ def encode_presence(node: Node, state: NodeReachability = NodeReachability.REACH
         ],
         "timestamp": time.time(),
     }
+    if node.curve_key:
+        body["curve_key"] = node.curve_key
+        body["curve_sig"] = node.curve_signature
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
@@ -135,4 +138,6 @@ def decode_presence(topic: str, payload: bytes) -> Node | None:
         last_seen=0.0,
         capabilities=list(data.get("capabilities") or []),
         load=float(load) if load is not None else None,
+        curve_key=data.get("curve_key"),
+        curve_signature=data.get("curve_sig"),
     )
