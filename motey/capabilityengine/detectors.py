@@ -156,6 +156,15 @@ class CapabilityDetector:
     def rules(self) -> list[DeviceRule]:
         return list(self._rules)
 
+    def devices(self) -> dict[str, list[str]]:
+        """Capability → paths its device rules matched at the last scan.
+
+        The executor grants these paths to images that require the capability; the
+        rules only ever match what the operator configured, nothing else of ``/dev``.
+        """
+        last = self._last or {}
+        return {name: list(paths) for name, paths in last.items()}
+
     def start(self) -> None:
         """Publish facts, scan devices once (so they count before OPERATE), then watch."""
         if self._thread is not None:

@@ -25,6 +25,7 @@ from motey.orchestrator.cluster import ClusterGateway
 from motey.orchestrator.executor import ImageExecutor
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.orchestrator.placement import Placement
+from motey.orchestrator.policy import BlueprintPolicy
 from motey.repositories.base import Database
 from motey.repositories.capability_repository import CapabilityRepository
 from motey.repositories.node_repository import NodeRepository
@@ -136,6 +137,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         path=config.ZEROMQ.capability_engine_ipc_path,
         engine=capability_engine,
         context=zmq_context,
+        group=config.ZEROMQ.capability_engine_ipc_group,
     )
 
     # -- orchestration -------------------------------------------------------------
@@ -146,7 +148,17 @@ class ApplicationContainer(containers.DeclarativeContainer):
         action_timeout=config.ZEROMQ.action_timeout,
         credentials=credentials,
     )
-    image_executor = providers.Singleton(ImageExecutor, identity, val_manager, capability_engine)
+    policy = providers.Singleton(
+        BlueprintPolicy.from_config, config.POLICY, docker_url=config.DOCKER.url
+    )
+    image_executor = providers.Singleton(
+        ImageExecutor,
+        identity,
+        val_manager,
+        capability_engine,
+        policy=policy,
+        device_paths=capability_detector.provided.devices,
+    )
     gateway = providers.Singleton(
         ClusterGateway, identity, image_executor, node_repository, remote_client
     )
@@ -163,6 +175,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         watch_interval=config.ORCHESTRATOR.watch_interval,
         workers=config.ORCHESTRATOR.workers,
         subscribe_capabilities=capability_engine.provided.subscribe,
+        policy=policy,
     )
 
     # -- access control and audit (docs/security.md) ----------------------------------

@@ -25,6 +25,7 @@ from motey.node.identity import NodeIdentity
 from motey.orchestrator.blueprint import load_blueprint, service_from_blueprint
 from motey.orchestrator.cluster import ClusterGateway
 from motey.orchestrator.placement import Placement, PlacementError
+from motey.orchestrator.policy import BlueprintPolicy
 from motey.orchestrator.relocation import pending_moves
 from motey.repositories.service_repository import ServiceRepository
 from motey.val.manager import VALManager
@@ -48,8 +49,10 @@ class InterNodeOrchestrator:
         watch_interval: float = 2.0,
         workers: int = 4,
         subscribe_capabilities: Callable[[Callable[[Any], None]], None] | None = None,
+        policy: BlueprintPolicy | None = None,
     ) -> None:
         self._services = services
+        self._policy = policy or BlueprintPolicy()
         self._val = val_manager
         self._gateway = gateway
         self._placement = placement
@@ -125,6 +128,7 @@ class InterNodeOrchestrator:
         local_caps = self._gateway.describe(self._gateway.local_node())["capabilities"]
         for index, image in enumerate(service.images):
             self._val.validate(image, f"images[{index}]")
+            self._policy.check(image, f"images[{index}]", f"node {self._identity.name}")
         for index, image in enumerate(service.images):
             if not unmet(image.capabilities, local_caps):
                 try:

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from motey import __version__
 from motey.capabilityengine.capability_engine import CapabilityEngine
 from motey.communication.api.access import install_access_control
+from motey.communication.api.json_provider import LimitedJSONProvider
 from motey.communication.api.views import (
     capabilities_blueprint,
     meta_blueprint,
@@ -50,6 +51,7 @@ def create_app(
     """Build the Flask app with every endpoint bound to the given components."""
     app = Flask("motey", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    app.json = LimitedJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if cors_origins:
         CORS(app, origins=cors_origins, expose_headers=["Location", "Retry-After"])
