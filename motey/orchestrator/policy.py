@@ -127,16 +127,16 @@ class BlueprintPolicy:
     def _check_bind(self, source: str, where: str, node: str) -> None:
         path = posixpath.normpath(source)
         resolved = posixpath.normpath(os.path.realpath(path))
-        for candidate in {path, resolved}:
-            for sock in self.docker_sockets:
-                if (_within(sock, candidate) or _within(candidate, sock)) and not (
-                    self.allow_docker_socket
-                ):
-                    self._refuse(node, where, "allow_docker_socket", f"bind of {source!r}")
         if not any(
             _within(path, root) and _within(resolved, root) for root in self.allowed_bind_paths
         ):
             self._refuse(node, where, "allowed_bind_paths", f"bind of host path {source!r}")
+        if self.allow_docker_socket:
+            return
+        for candidate in {path, resolved}:
+            for sock in self.docker_sockets:
+                if _within(sock, candidate) or _within(candidate, sock):
+                    self._refuse(node, where, "allow_docker_socket", f"bind of {source!r}")
 
     @staticmethod
     def _refuse(node: str, parameter: str, key: str, what: str) -> None:
