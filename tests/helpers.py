@@ -186,6 +186,24 @@ class MoteyNode:
         self.process = None
         return code
 
+    def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run ``motey ARGS --config <this node's config>`` (e.g. ``token create``)."""
+        env = {k: v for k, v in os.environ.items() if k != "MOTEY_CONFIG"}
+        return subprocess.run(
+            [sys.executable, "-m", "motey", *args, "--config", str(self.config_path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=self.dir,
+        )
+
+    def create_token(self, name: str, role: str) -> str:
+        """A new token of this node (``motey token create``), as the command prints it."""
+        done = self.cli("token", "create", "--name", name, "--role", role)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         if self.process is not None:

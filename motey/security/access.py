@@ -214,11 +214,19 @@ class FailureLimiter:
 class AccessDenied(Exception):
     """A request that may not go on, with the HTTP status it is answered with."""
 
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        retry_after: int | None = None,
+        principal: Principal | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.retry_after = retry_after
+        #: Who was refused, when known (a 403): the audit line names them.
+        self.principal = principal
 
 
 #: The principal of every request when ``[SECURITY] mode = open``.
@@ -273,14 +281,19 @@ class AccessControl:
         token = _bearer(authorization)
         principal = self.store.authenticate(token) if token else None
         if principal is None:
-            self.limiter.failed(address)
+            if token:
+                # Only a presented token is a guess; a page that has not logged in yet
+                # (no or an empty header) is not brought closer to the limit.
+                self.limiter.failed(address)
             # The same answer for a missing, malformed, unknown or revoked token.
             raise AccessDenied(
                 401, "a valid bearer token is required (Authorization: Bearer TOKEN)"
             )
         if not role_allows(principal.role, needed):
             raise AccessDenied(
-                403, f"role {principal.role} may not {method} {path}; it needs {needed}"
+                403,
+                f"role {principal.role} may not {method} {path}; it needs {needed}",
+                principal=principal,
             )
         return principal
 

@@ -56,6 +56,7 @@ def install_access_control(app: Flask, access: AccessControl, audit: AuditLog | 
                 request.remote_addr or "",
             )
         except AccessDenied as exc:
+            g.principal = exc.principal
             return _denied(exc)
         return None
 
