@@ -31,9 +31,13 @@ MAX_YAML_ALIASES = 100
 
 # Strings (whose brackets do not count) and the brackets themselves.
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# The same for YAML flow collections; single-quoted strings as well.
+_YAML_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'|[\[\]{}]', re.DOTALL)
 
 
-def check_json_depth(text: str | bytes, what: str, limit: int = MAX_DEPTH) -> None:
+def check_json_depth(
+    text: str | bytes, what: str, limit: int = MAX_DEPTH, tokens: re.Pattern[str] = _JSON_TOKENS
+) -> None:
     """Refuse JSON text nested deeper than ``limit`` without parsing it.
 
     A linear scan: the regular expression skips strings in C, only brackets are counted.
@@ -41,7 +45,7 @@ def check_json_depth(text: str | bytes, what: str, limit: int = MAX_DEPTH) -> No
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     depth = 0
-    for match in _JSON_TOKENS.finditer(text):
+    for match in tokens.finditer(text):
         token = match.group()
         if token in "[{":
             depth += 1
@@ -141,6 +145,10 @@ def safe_load_yaml(text: str) -> Any:
     counted without expanding anything; only a document within the limits is built.
     PyYAML errors pass through as :class:`yaml.YAMLError` for the caller to describe.
     """
+    # Flow collections ([ and {) are counted before the scanner sees them: PyYAML's
+    # scanner looks far ahead in flow context, so 50000 brackets would cost it seconds.
+    # Block nesting (indentation) is counted by the composer below.
+    check_json_depth(text, "YAML", tokens=_YAML_TOKENS)
     loader = _LimitedLoader(text)
     try:
         try:
