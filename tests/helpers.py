@@ -224,7 +224,7 @@ class MoteyNode:
         """
         kw.setdefault("timeout", 10)
         if self.secure:
-            kw.setdefault("verify", str(test_cell().dir / "ca.crt"))
+            kw.setdefault("verify", str(session_cell().dir / "ca.crt"))
         bearer = self.token if token is ... else token
         if bearer is not None:
             kw["headers"] = {"Authorization": f"Bearer {bearer}", **(kw.get("headers") or {})}
@@ -282,7 +282,7 @@ _cell: Any = None
 SECURE_BROKERS: set[tuple[str, int]] = set()
 
 
-def test_cell() -> Any:
+def session_cell() -> Any:
     """The session's cell (created on first use, removed at exit)."""
     global _cell
     if _cell is None:
@@ -299,19 +299,19 @@ def test_cell() -> Any:
 
 def cell_admin_token() -> str:
     """The plain admin token of the test cell (what `motey cell init` wrote)."""
-    return (test_cell().dir / "admin.token").read_text().strip()
+    return (session_cell().dir / "admin.token").read_text().strip()
 
 
 def issue_node_credentials(name: str, ip: str, folder: Path) -> Path:
     """A node's credentials folder, as `motey cell add-node` writes it."""
-    return test_cell().add_node(name, ip, out=folder, replace=True)  # type: ignore[no-any-return]
+    return session_cell().add_node(name, ip, out=folder, replace=True)  # type: ignore[no-any-return]
 
 
 def client_tls(name: str = "test-observer") -> tuple[str, str, str]:
     """(CA, certificate, key) of a valid cell client certificate called ``name``."""
     from motey.security import pki
 
-    cell = test_cell()
+    cell = session_cell()
     folder = cell.dir / "clients" / name
     if not (folder / "client.crt").exists():
         ca_key, ca_cert = cell.ca()
@@ -326,7 +326,7 @@ def secure_broker_config(folder: Path, ip: str, port: int) -> str:
     from motey.security import pki
     from motey.security.cell import broker_config
 
-    cell = test_cell()
+    cell = session_cell()
     ca_key, ca_cert = cell.ca()
     key, cert = pki.issue_cert(ca_key, ca_cert, "motey-broker", [ip])
     pki.write_private(folder / "broker.key", pki.key_pem(key))

@@ -44,6 +44,11 @@ def register(sub: Any) -> None:
     revoke.add_argument("--dir", required=True, type=Path, help="the cell folder")
     revoke.add_argument("--name", required=True, help="the node to revoke")
     revoke.add_argument(
+        "--broker",
+        metavar="HOST[:PORT]",
+        help="where to publish the revocation list (default: the cell's broker)",
+    )
+    revoke.add_argument(
         "--no-publish",
         action="store_true",
         help="only write DIR/revocations.json and DIR/crl.pem, do not publish to the broker",
@@ -92,7 +97,7 @@ def _add_node(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     from motey.communication.mqtt_tls import publish_retained
-    from motey.security.cell import Cell
+    from motey.security.cell import Cell, parse_broker
     from motey.security.revocation import TOPIC_REVOCATIONS
 
     cell = Cell(args.dir.resolve())
@@ -102,16 +107,19 @@ def _revoke(args: argparse.Namespace) -> int:
         print("not published; running nodes learn it when it is published on the broker")
         return EXIT_OK
     info = cell.info
+    host, port = (
+        parse_broker(args.broker) if args.broker else (info["broker_host"], info["broker_port"])
+    )
     publish_retained(
-        info["broker_host"],
-        int(info["broker_port"]),
+        host,
+        int(port),
         str(cell.dir / "ca.crt"),
         str(cell.dir / "admin" / "admin.crt"),
         str(cell.dir / "admin" / "admin.key"),
         TOPIC_REVOCATIONS,
         document,
     )
-    print(f"published on {info['broker_host']}:{info['broker_port']}: every node drops it now")
+    print(f"published on {host}:{port}: every node drops it now")
     print("restart the broker (or send it SIGHUP) so that it reloads crl.pem and refuses the")
     print("node's TLS connections too")
     return EXIT_OK
