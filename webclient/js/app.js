@@ -1026,6 +1026,9 @@
   <button class="btn btn-sm btn-light" @click="retry" data-testid="retry">Retry now</button>
   <a class="btn btn-sm btn-outline-danger" href="#/settings">Choose another node</a>
 </div>
+<div v-if="store.node && store.node.security_mode === 'open'" class="alert alert-warning rounded-0 mb-0 py-1 small" role="alert" data-testid="open-mode-banner">
+  <strong>Open mode:</strong> this node runs with <code>[SECURITY] mode = open</code> &mdash; no authentication, no encryption; anyone on the network controls it. See docs/security.md.
+</div>
 <main class="container-fluid py-3" :class="{ stale: store.connected === false }">
   <component :is="pageComponent"></component>
 </main>
