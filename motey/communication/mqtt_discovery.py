@@ -350,10 +350,10 @@ class MQTTDiscovery:
         else:  # bare-IP topics: the broker's ACL keeps them out; never trust them anyway
             log.warning("ignored {} message: a secure node takes presence only", topic)
 
-    def _on_revoked(self, names: frozenset[str]) -> None:
+    def _on_revoked(self, keys: frozenset[str]) -> None:
         with self._lock:
             for node in self._nodes.all():
-                if node.id in names:
+                if node.curve_key in keys:
                     self._nodes.remove(node.ip)
                     log.warning("dropped revoked node {} ({})", node.id, node.ip)
 

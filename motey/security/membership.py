@@ -42,18 +42,13 @@ class CellMembers:
         return self._credentials is not None
 
     def subscribe(self, listener: Callable[[frozenset[str]], None]) -> None:
-        """Be told the names revoked by a new revocation list."""
+        """Be told the CURVE keys revoked by a new revocation list."""
         self._listeners.append(listener)
-
-    def is_revoked(self, name: str | None) -> bool:
-        return name is not None and name in self._revoked.names
 
     def admit(self, name: str, curve_key: str | None, signature: str | None) -> str | None:
         """Record a member's key from its presence; the reason it is refused, or ``None``."""
         if self._credentials is None:
             return None
-        if self.is_revoked(name):
-            return f"node {name} is revoked"
         if not curve_key or not signature:
             return f"presence of {name} carries no CA-signed CURVE key"
         if curve_key in self._revoked.curve_keys:
@@ -73,28 +68,32 @@ class CellMembers:
             return self._keys.get(curve_key)
 
     def apply_revocations(self, payload: bytes) -> frozenset[str]:
-        """Verify and apply a revocation list; returns the names it newly revokes."""
+        """Verify and apply a revocation list; returns the CURVE keys it newly revokes.
+
+        Revocation is by key (each issued credential has its own), so a name revoked and
+        issued again is accepted with its new key.
+        """
         if self._credentials is None:
             return frozenset()
         update = revocation.decode(self._credentials.ca, payload)
         with self._lock:
             if update.sequence <= self._revoked.sequence and self._revoked.sequence:
                 return frozenset()
-            newly = update.names - self._revoked.names
+            newly = update.curve_keys - self._revoked.curve_keys
             self._revoked = update
-            for key in [k for k, owner in self._keys.items() if owner in update.names]:
-                if key != self._credentials.curve_public:
-                    del self._keys[key]
+            names = sorted({self._keys.get(k, "?") for k in newly})
             for key in update.curve_keys:
                 if key != self._credentials.curve_public:
                     self._keys.pop(key, None)
         if newly:
-            log.warning("revocation list {}: revoked {}", update.sequence, ", ".join(sorted(newly)))
+            log.warning(
+                "revocation list {}: revoked {} key(s) ({})", update.sequence, len(newly), names
+            )
             for listener in list(self._listeners):
                 try:
                     listener(newly)
                 except Exception as exc:  # one listener must not stop the others
                     log.error("revocation listener failed: {}", exc)
-        if self._credentials.name in update.names:
+        if self._credentials.curve_public in update.curve_keys:
             log.critical("this node ({}) is revoked by the cell", self._credentials.name)
         return newly
