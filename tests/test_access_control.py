@@ -289,3 +289,48 @@ def test_a_listed_origin_may_send_the_authorization_header(node_factory: Any, or
     )
     assert preflight.headers["Access-Control-Allow-Origin"] == origin
     assert "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
+
+
+def test_admin_manages_tokens_over_rest(node: MoteyNode) -> None:
+    operator = node.create_token("ops", "operator")
+    assert node.get("/v1/tokens", token=operator).status_code == 403
+    assert (
+        node.post_json("/v1/tokens", {"name": "x", "role": "admin"}, token=operator).status_code
+        == 403
+    )
+
+    created = node.post_json("/v1/tokens", {"name": "hmi-7", "role": "viewer"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["name"], body["role"]) == ("hmi-7", "viewer")
+    assert created.headers["Location"] == "/v1/tokens/hmi-7"
+    token = body["token"]
+    assert node.get("/v1/whoami", token=token).json()["name"] == "hmi-7"
+
+    listed = node.get("/v1/tokens").json()
+    assert {(t["name"], t["role"], t["source"]) for t in listed} >= {
+        ("admin", "admin", "cell"),
+        ("ops", "operator", "node"),
+        ("hmi-7", "viewer", "node"),
+    }
+    assert token not in json.dumps(listed) and "sha256" not in json.dumps(listed)
+    assert node.cli("token", "list").stdout.count("hmi-7") == 1, "the CLI sees the same file"
+
+    for bad, status in (
+        ({"name": "hmi-7", "role": "viewer"}, 409),
+        ({"name": "../etc", "role": "viewer"}, 400),
+        ({"name": "y", "role": "root"}, 400),
+        ([], 400),
+    ):
+        r = node.post_json("/v1/tokens", bad)
+        assert r.status_code == status, (bad, r.text)
+    assert node.request("POST", "/v1/tokens", data="x").status_code == 415
+
+    assert node.delete("/v1/tokens/hmi-7").status_code == 200
+    assert node.get("/v1/whoami", token=token).status_code == 401
+    assert node.delete("/v1/tokens/hmi-7").status_code == 404
+    assert node.delete("/v1/tokens/admin").status_code == 409
+    # The plain token is in no audit line; the changes are.
+    text = (node.dir / "log" / "audit.log").read_text()
+    assert token not in text
+    assert '"what": "POST /v1/tokens"' in text and '"what": "DELETE /v1/tokens/hmi-7"' in text

@@ -42,6 +42,8 @@ TOKEN_FILE = "tokens.json"
 #: Entries: (HTTP methods, path, role) where a path ending in ``/*`` matches its subtree.
 ROLE_TABLE: tuple[tuple[frozenset[str], str, str | None], ...] = (
     (frozenset({"GET", "HEAD"}), "/v1/openapi.json", None),
+    (frozenset({"GET", "HEAD", "POST"}), "/v1/tokens", "admin"),
+    (frozenset({"GET", "HEAD", "DELETE"}), "/v1/tokens/*", "admin"),
     (frozenset({"GET", "HEAD"}), "/v1/*", "viewer"),
     (frozenset({"POST", "DELETE"}), "/v1/service", "operator"),
     (frozenset({"DELETE"}), "/v1/service/*", "operator"),
@@ -122,9 +124,11 @@ class TokenStore:
     """The tokens a node accepts: the cell's file and its own, kept fresh from disk."""
 
     def __init__(self, cell_file: str | os.PathLike[str] | None, node_file: str | os.PathLike[str]):
-        self._files = [_WatchedFile(Path(node_file), "node")]
-        if cell_file:
-            self._files.insert(0, _WatchedFile(Path(cell_file), "cell"))
+        self.node_file = Path(node_file)
+        self.cell_file = Path(cell_file) if cell_file else None
+        self._files = [_WatchedFile(self.node_file, "node")]
+        if self.cell_file is not None:
+            self._files.insert(0, _WatchedFile(self.cell_file, "cell"))
         self._lock = threading.Lock()
 
     @classmethod

@@ -13,8 +13,10 @@ from flask import Blueprint, Flask, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
+from motey.errors import UnsupportedMediaType, ValidationError
 from motey.security.access import AccessControl, AccessDenied, Principal
 from motey.security.audit import AuditLog
+from motey.security.token_admin import TokenAdmin
 
 #: Methods whose requests change something and are therefore audited.
 CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -77,6 +79,9 @@ def install_access_control(app: Flask, access: AccessControl, audit: AuditLog | 
             return response
 
     app.register_blueprint(whoami_blueprint(access))
+    app.register_blueprint(
+        tokens_blueprint(TokenAdmin(access.store.node_file, access.store.cell_file))
+    )
 
 
 def whoami_blueprint(access: AccessControl) -> Blueprint:
@@ -94,5 +99,37 @@ def whoami_blueprint(access: AccessControl) -> Blueprint:
                 "mode": access.mode,
             }
         )
+
+    return bp
+
+
+def tokens_blueprint(admin: TokenAdmin) -> Blueprint:
+    """``/v1/tokens``: the admin lists, creates and revokes this node's tokens."""
+    bp = Blueprint("tokens", __name__)
+
+    @bp.get("/v1/tokens")
+    def list_tokens() -> Any:
+        return jsonify(admin.all())
+
+    @bp.post("/v1/tokens")
+    def create_token() -> Any:
+        if request.mimetype != "application/json":
+            raise UnsupportedMediaType("send application/json", field="Content-Type")
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise ValidationError('body must be {"name": NAME, "role": ROLE}', field="(document)")
+        record, token = admin.create(data.get("name"), data.get("role"))
+        response = jsonify(
+            {"name": record.name, "role": record.role, "created": record.created, "token": token}
+        )
+        response.status_code = 201
+        response.headers["Location"] = f"/v1/tokens/{record.name}"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @bp.delete("/v1/tokens/<name>")
+    def revoke_token(name: str) -> Any:
+        record = admin.revoke(name)
+        return jsonify({"name": record.name, "role": record.role, "revoked": True})
 
     return bp
