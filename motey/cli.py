@@ -182,7 +182,8 @@ def status_daemon(config: dict[str, Any]) -> int:
         print("motey is not running")
         return EXIT_NOT_RUNNING
     web = config["WEBSERVER"]
-    print(f"motey is running (pid {pid}); REST API at http://{web['ip']}:{web['port']}/v1")
+    scheme = "http" if config["SECURITY"]["mode"] == "open" else "https"
+    print(f"motey is running (pid {pid}); REST API at {scheme}://{web['ip']}:{web['port']}/v1")
     return EXIT_OK
 
 
