@@ -16,6 +16,7 @@ import logbook
 import pytest
 
 from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.capabilityengine.detectors import CapabilityDetector
 from motey.communication.ipc_subscriber import IPCCapabilitySubscriber
 from motey.errors import ConflictError, ProtectedCapabilityError
 from motey.repositories.base import Database
@@ -154,3 +155,16 @@ def test_rest_refuses_facts_with_403_and_second_values_with_409(node_factory: An
     r = node.put_json("/v1/capabilities", level)
     assert r.status_code == 409, r.text
     assert node.get("/v1/capabilities").json() == before
+
+
+def test_a_device_rules_capability_is_reserved_while_unplugged(
+    tmp_path: Path, engine: CapabilityEngine
+) -> None:
+    detector = CapabilityDetector(engine, f"{tmp_path}/video*=camera", detect_facts=False)
+    detector.start()
+    try:
+        assert "camera" not in {c["capability"] for c in engine.all()}
+        with pytest.raises(ProtectedCapabilityError, match="camera"):
+            engine.add([{"capability": "camera", "capability_type": "hardware"}], "ipc")
+    finally:
+        detector.stop()

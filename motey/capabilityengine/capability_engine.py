@@ -13,8 +13,9 @@ A source only ever adds or removes its own entries, so removing what one source 
 never erases what another still asserts; a capability is present while any source
 asserts it.
 
-Facts are facts: a name that ``facts``, ``engine`` or ``device`` asserts cannot be
-added, changed or removed by ``rest`` or ``ipc`` (:class:`ProtectedCapabilityError`),
+Facts are facts: a name that ``facts``, ``engine`` or ``device`` asserts, or that a
+device rule names, cannot be added, changed or removed by ``rest`` or ``ipc``
+(:class:`ProtectedCapabilityError`),
 and a name has one value per node: a caller cannot add ``foo=2`` next to another
 source's ``foo=1`` (:class:`ConflictError`; an entry without a value only says the
 capability is present and contradicts none).
@@ -92,6 +93,8 @@ class CapabilityEngine:
         self._static = parse_static_capabilities(static_capabilities)
         self._engine_capabilities = engine_capabilities
         self._listeners: list[Listener] = []
+        #: Names a detector owns even while it asserts nothing (device rules' capabilities).
+        self._reserved: dict[str, str] = {}
         self._lock = threading.Lock()
         # Notifications are delivered one at a time, each with a snapshot taken while
         # holding this lock, so the last list a listener sees is never older than a write.
@@ -105,6 +108,16 @@ class CapabilityEngine:
 
     def stop(self) -> None:
         """Nothing to release; kept for the uniform component lifecycle."""
+
+    def reserve(self, names: Iterable[str], source: str) -> None:
+        """Keep ``names`` for ``source`` (a detector) even while it asserts none of them.
+
+        A device rule's capability means "this device is plugged in"; a caller asserting
+        it over REST or IPC would make a node without the dongle look like one with it.
+        """
+        with self._lock:
+            for name in names:
+                self._reserved[name] = source
 
     def subscribe(self, listener: Listener) -> None:
         """Be called with the full capability list after every change.
@@ -173,7 +186,8 @@ class CapabilityEngine:
     def _check_callers_changes(self, changes: list[Change], source: str) -> None:
         """Refuse the whole batch if one entry touches a fact or gives a second value."""
         current = self._repository.all()
-        protected = {c.capability: c.source for c in current if c.source in PROTECTED_SOURCES}
+        protected = dict(self._reserved)
+        protected.update({c.capability: c.source for c in current if c.source in PROTECTED_SOURCES})
         values: dict[str, tuple[str | None, str]] = {
             c.capability: (c.value, c.source) for c in current if c.source != source
         }

@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +51,8 @@ class CapabilitySink(Protocol):
     """The part of the CapabilityEngine a detector needs."""
 
     def replace_source(self, entries: list[dict[str, Any]], source: str) -> bool: ...
+
+    def reserve(self, names: Iterable[str], source: str) -> None: ...
 
 
 def normalized_arch(machine: str | None = None) -> str:
@@ -170,6 +173,7 @@ class CapabilityDetector:
         if self._thread is not None:
             return
         self._engine.replace_source(node_facts() if self._detect_facts else [], FACTS_SOURCE)
+        self._engine.reserve({r.capability for r in self._rules}, DEVICE_SOURCE)
         self._last = None
         self.scan_once()
         if not self._rules:

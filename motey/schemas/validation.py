@@ -35,8 +35,8 @@ def validate(instance: Any, schema: dict[str, Any], what: str, prefix: str = "")
     if chosen.validator == "required" and isinstance(chosen.validator_value, list):
         missing = [k for k in chosen.validator_value if k not in (chosen.instance or {})]
         if missing:
-            prefix = "" if path == "(document)" else f"{path}."
-            path = f"{prefix}{missing[0]}"
+            parent = "" if path == "(document)" else f"{path}."
+            path = f"{parent}{missing[0]}"
     if prefix:
         path = prefix if path == "(document)" else f"{prefix}.{path}".replace(".[", "[")
     message = chosen.message if len(chosen.message) <= 300 else chosen.message[:300] + "..."
