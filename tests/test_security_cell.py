@@ -255,6 +255,10 @@ def test_a_valid_certificate_cannot_forge_presence_or_bare_ip_messages(cell: Cel
         own = Node(ip="127.0.3.69", id="test-observer", name="observer", version="1.0.0")
         raw.publish(proto.presence_topic("test-observer"), proto.encode_presence(own), retain=True)
         raw.expect(lambda topic, *_: topic == proto.presence_topic("test-observer"))
+        # ... nor with b's CA-signed key: the signature names b
+        b_curve = curve_of(b)
+        own.curve_key, own.curve_signature = b_curve["public"], b_curve["signature"]
+        raw.publish(proto.presence_topic("test-observer"), proto.encode_presence(own), retain=True)
         assert not [p for _, p, _ in raw.messages if b"127.0.3.66" in p]  # forged b: dropped
         delivered = {t for t, *_ in raw.messages}
         assert not delivered & {
@@ -267,6 +271,12 @@ def test_a_valid_certificate_cannot_forge_presence_or_bare_ip_messages(cell: Cel
         wait_for(lambda: "test-observer" in a.log(), timeout=10, what="a saw the observer")
         assert nodes_view(a) == before_a and nodes_view(b) == before_b
         assert "carries no CA-signed CURVE key" in a.log()
+        wait_for(
+            lambda: "the CURVE key in the presence of test-observer is not signed" in a.log(),
+            timeout=10,
+            what="a refuses b's key under another name",
+        )
+        assert nodes_view(a) == before_a
     finally:
         raw.publish(proto.presence_topic("test-observer"), b"", retain=True)
         raw.close()
@@ -353,5 +363,11 @@ def test_a_revoked_node_is_dropped_by_its_peers_without_a_restart(
         refused = f"the CURVE key of {c.node_id} is revoked"
         wait_for(lambda: a.log().count(refused) >= 3, timeout=10, what="a refuses c again")
         assert c.ip not in nodes_view(a)
+
+        # rotation: the same name issued again (new keys) is a member again
+        c.stop()
+        session_cell().add_node(c.name, c.ip, out=c.dir / "credentials")  # no replace needed
+        c.start()
+        wait_nodes(a, lambda seen: c.ip in seen, timeout=20, what="a accepts c's new key")
     finally:
         c.stop()
