@@ -3,13 +3,17 @@ bad image references and host-reaching blueprints, answered with a 4xx at once."
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+import zmq
 
 from motey.errors import ValidationError
+from motey.models.node import DEFAULT_PORTS
 from motey.orchestrator.blueprint import load_blueprint
 from motey.schemas.limits import MAX_DEPTH, check_json_depth, loads_json, safe_load_yaml
 from tests.helpers import TEST_IMAGE, MoteyNode, unique_name
@@ -190,3 +194,27 @@ def test_post_answers_403_naming_parameter_and_policy_key(
     assert body["field"].startswith("images[0].parameters.")
     assert f"[POLICY] {key}" in body["message"]
     assert node.get("/v1/service").json() == []
+
+
+def test_deep_zeromq_requests_get_error_replies_without_traceback(node_factory: Any) -> None:
+    # Raw pyzmq in the original's plain format: an open-mode node.
+    node: MoteyNode = node_factory(extra={"SECURITY": {"mode": "open"}})
+    context: zmq.Context[Any] = zmq.Context()
+    try:
+        for port_key in ("deploy_image_replier", "image_status_replier", "capabilities_replier"):
+            for body in (b"[" * 50000, b'{"a":' * 50000, b"{" + b'"x":[' * 40):
+                sock = context.socket(zmq.REQ)
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.connect(f"tcp://{node.ip}:{DEFAULT_PORTS[port_key]}")
+                sock.send(body)
+                assert sock.poll(5000, zmq.POLLIN), (port_key, "no reply")
+                reply = sock.recv()
+                sock.close(linger=0)
+                if port_key == "capabilities_replier":
+                    assert isinstance(json.loads(reply), list)  # the original ignores the body
+                    continue
+                error = json.loads(reply)
+                assert error["error"] == "ValidationError", (port_key, error)
+    finally:
+        context.destroy(linger=0)
+    assert "Traceback" not in node.log() and "RecursionError" not in node.log()
