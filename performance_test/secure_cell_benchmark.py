@@ -152,7 +152,7 @@ class Cluster:
         while time.monotonic() < deadline:
             try:
                 peers = self.get("A", "/v1/nodes")
-                if any(p["ip"] == self.nodes["B"]["ip"] for p in peers if not p.get("self")):
+                if len(peers) == 2 and all(p["lifecycle"] == "OPERATE" for p in peers):
                     return
             except (requests.RequestException, ValueError):
                 pass
@@ -182,7 +182,8 @@ def deploy_to_running(cluster: Cluster, count: int) -> list[float]:
             headers={"Content-Type": "application/x-yaml"},
             timeout=30,
         )
-        r.raise_for_status()
+        if r.status_code != 201:
+            raise SystemExit(f"POST answered {r.status_code} in {cluster.mode} mode: {r.text}")
         service_id = r.json()["id"]
         while True:
             state = cluster.get("A", f"/v1/service/{service_id}")["state"]

@@ -185,9 +185,7 @@ class Cell:
         return cell, token
 
     # -- add-node ---------------------------------------------------------------------
-    def add_node(
-        self, name: str, ip: str, out: Path | None = None, replace: bool = False
-    ) -> Path:
+    def add_node(self, name: str, ip: str, out: Path | None = None, replace: bool = False) -> Path:
         """Issue a node's credentials into one folder; returns the folder.
 
         ``replace`` issues new credentials for a name that already has some, without
