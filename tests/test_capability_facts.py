@@ -18,7 +18,7 @@ import pytest
 from motey.capabilityengine.capability_engine import CapabilityEngine
 from motey.capabilityengine.detectors import CapabilityDetector
 from motey.communication.ipc_subscriber import IPCCapabilitySubscriber
-from motey.errors import ConflictError, ProtectedCapabilityError
+from motey.errors import ConfigError, ConflictError, ProtectedCapabilityError
 from motey.repositories.base import Database
 from motey.repositories.capability_repository import CapabilityRepository
 from tests.helpers import MoteyNode, wait_for
@@ -168,3 +168,15 @@ def test_a_device_rules_capability_is_reserved_while_unplugged(
             engine.add([{"capability": "camera", "capability_type": "hardware"}], "ipc")
     finally:
         detector.stop()
+
+
+def test_ipc_socket_folder_of_another_user_is_refused(
+    ipc_dir: Path, engine: CapabilityEngine
+) -> None:
+    folder = ipc_dir / "theirs"
+    folder.mkdir()
+    os.chown(folder, 4242, -1)
+    subscriber = IPCCapabilitySubscriber(str(folder / "c.ipc"), engine, poll_ms=50)
+    with pytest.raises(ConfigError, match="another user"):
+        subscriber.start()
+    subscriber.stop()

@@ -56,10 +56,17 @@ def resolve_group(group: str | int | None) -> int:
 def secure_folder(folder: Path, gid: int) -> None:
     """Make the socket's folder enterable by owner and group only, where it is ours.
 
-    A folder shared with others (``/tmp``, sticky or owned by another user) is left
-    alone with a warning: the socket's own mode still keeps others out.
+    A folder shared with others (``/tmp``: sticky, or root's) is left alone with a
+    warning, as the socket's own mode still keeps others out; a folder another user
+    owns is refused.
     """
     info = folder.stat()
+    if info.st_uid not in (os.geteuid(), 0) and not info.st_mode & stat.S_ISVTX:
+        # Whoever owns the folder could swap the socket for one of their own.
+        raise ConfigError(
+            f"IPC socket folder {folder} belongs to another user (uid {info.st_uid}); "
+            "give [ZEROMQ] capability_engine_ipc_path a folder of Motey's own"
+        )
     shared = info.st_uid != os.geteuid() or info.st_mode & stat.S_ISVTX
     if shared:
         log.warning(
@@ -160,7 +167,7 @@ class IPCCapabilitySubscriber:
         prepare_ipc_path(self.path)
         try:
             secure_folder(Path(self.path).parent, gid)
-        except OSError as exc:
+        except OSError as exc:  # e.g. chown to a group this user is not in
             raise ConfigError(
                 f"cannot restrict the IPC socket folder of {self.path}: {exc}"
             ) from exc
