@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import ssl
 import stat
 import subprocess
@@ -32,6 +33,7 @@ from tests.helpers import (
     Mosquitto,
     MoteyNode,
     client_tls,
+    free_port,
     next_loopback,
     session_cell,
     wait_for,
@@ -371,3 +373,32 @@ def test_a_revoked_node_is_dropped_by_its_peers_without_a_restart(
         wait_nodes(a, lambda seen: c.ip in seen, timeout=20, what="a accepts c's new key")
     finally:
         c.stop()
+
+
+def test_the_broker_refuses_a_revoked_certificate_once_it_reloads_the_crl(
+    tmp_path: Path,
+) -> None:
+    from motey.security.cell import Cell as CellDir
+    from motey.security.cell import broker_config
+
+    port = free_port("127.0.0.1")
+    cell_dir, _token = CellDir.init(tmp_path / "cell", broker=f"127.0.0.1:{port}")
+    creds = {n: cell_dir.add_node(n, "127.0.3.20", out=tmp_path / n) for n in ("keep", "gone")}
+    cell_dir.revoke("gone")
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(broker_config(cell_dir.dir, "127.0.0.1", port) + "user root\n")
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        broker = Mosquitto.__new__(Mosquitto)
+        broker.ip, broker.port = "127.0.0.1", port
+        ca = str(cell_dir.dir / "ca.crt")
+
+        def tls(name: str) -> tuple[str, str, str]:
+            return ca, str(creds[name] / "node.crt"), str(creds[name] / "node.key")
+
+        wait_for(lambda: connects(broker, tls("keep")), timeout=10, what="broker up")
+        assert not connects(broker, tls("gone"))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
