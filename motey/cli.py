@@ -15,6 +15,9 @@ from motey import __version__, config_example
 from motey.client import commands as client_commands
 from motey.config import default_config_path, load_config
 from motey.errors import ConfigError, MoteyError
+from motey.security import cell_cli
+from motey.security.credentials import require_credentials
+from motey.security.token_cli import add_token_commands, run_token_command
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -37,6 +40,8 @@ commands:
   restart   stop, then start the daemon
   status    tell whether the daemon runs (exit 0) or not (exit 3)
   config-example  print the documented default config.ini
+  cell      create a secure cell, issue or revoke node credentials (see docs/security.md)
+  token     create, list and revoke this node's API tokens
 
 client commands (talk to a node's REST API: --node URL or $MOTEY_ADDR, --token or
 $MOTEY_TOKEN, $MOTEY_CACERT for a secure cell; `motey COMMAND --help` has examples):
@@ -85,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
     client_commands.register(sub)
     config_example.register(sub)
+    add_token_commands(sub, common)
+    cell_cli.register(sub)
     return parser
 
 
@@ -192,13 +199,16 @@ def status_daemon(config: dict[str, Any]) -> int:
         print("motey is not running")
         return EXIT_NOT_RUNNING
     web = config["WEBSERVER"]
-    print(f"motey is running (pid {pid}); REST API at http://{web['ip']}:{web['port']}/v1")
+    scheme = "http" if config["SECURITY"]["mode"] == "open" else "https"
+    print(f"motey is running (pid {pid}); REST API at {scheme}://{web['ip']}:{web['port']}/v1")
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "cell":
+        return cell_cli.run(args)
     if hasattr(args, "client"):
         return client_commands.run(args)
     if args.command == config_example.COMMAND:
@@ -206,9 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     config_path = _config_path(args)
     try:
         config = load_config(config_path)
+        if args.command in ("run", "start", "restart"):
+            require_credentials(config)
     except ConfigError as exc:
         print(f"motey: error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "token":
+        return run_token_command(config, args)
     if args.command == "run":
         return run_node(config)
     if args.command == "start":

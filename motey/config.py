@@ -32,7 +32,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "WEBSERVER": {
         "ip": "",
         "port": "5023",
-        "cors_origins": "*",
+        "cors_origins": "",
         "threads": "8",
         "webclient_path": "",
         "max_streams": "4",
@@ -50,7 +50,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
     },
     "DATABASE": {"path": "var/databases"},
     "ZEROMQ": {
-        "capability_engine_ipc_path": "/tmp/capability_engine.ipc",
+        "capability_engine_ipc_path": "/tmp/motey/capability_engine.ipc",
+        "capability_engine_ipc_group": "",
         "capabilities_replier": "5091",
         "deploy_image_replier": "5092",
         "image_status_replier": "5093",
@@ -87,6 +88,19 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "stop_after_disconnect": "15",
     },
     "SECURITY": {"mode": "secure", "credentials": ""},
+    "POLICY": {
+        "allow_privileged": "false",
+        "allow_host_network": "false",
+        "allow_host_pid": "false",
+        "allow_host_ipc": "false",
+        "allowed_cap_add": "",
+        "allow_devices": "false",
+        "allowed_bind_paths": "",
+        "allow_docker_socket": "false",
+        "allow_root_user": "false",
+        "allow_restart_policy": "false",
+        "allowed_images": "*",
+    },
 }
 
 #: The values ``[SECURITY] mode`` takes: ``secure`` (default) or the original's ``open``.
@@ -131,7 +145,9 @@ _FLOAT_KEYS = {
 }
 #: Numbers that may be left empty, meaning "none" (``None``).
 _OPTIONAL_FLOAT_KEYS = {("ORCHESTRATOR", "placement_deadline")}
-_BOOL_KEYS = {("DOCKER", "pull_missing"), ("NODE", "detect_facts")}
+_BOOL_KEYS = {("DOCKER", "pull_missing"), ("NODE", "detect_facts")} | {
+    ("POLICY", k) for k in DEFAULTS["POLICY"] if k.startswith("allow_")
+}
 _PORT_KEYS = {
     ("WEBSERVER", "port"),
     ("MQTT", "port"),

@@ -99,3 +99,15 @@ class PeerSilent(CommunicationError):
 
 class StorageError(MoteyError):
     """The on-disk database could not be read or written."""
+
+
+class PolicyError(MoteyError):
+    """A blueprint asks for something this node's ``[POLICY]`` does not allow."""
+
+    http_status = 403
+
+
+class ProtectedCapabilityError(MoteyError):
+    """A caller tried to change a capability that the node detects itself."""
+
+    http_status = 403

@@ -141,6 +141,10 @@ class Node:
                     "ip =",
                     "[DOCKER]",
                     "pull_missing = false",
+                    # One node and no cell: open mode (secure vs open is measured by
+                    # secure_cell_benchmark.py).
+                    "[SECURITY]",
+                    "mode = open",
                     "",
                 ]
             )

@@ -25,7 +25,7 @@ from typing import Any
 
 import zmq
 
-DEFAULT_IPC_PATH = "/tmp/capability_engine.ipc"
+DEFAULT_IPC_PATH = "/tmp/motey/capability_engine.ipc"
 DEFAULT_TYPE = "capabilityevent"
 TOPICS = ("add_capability", "remove_capability", "capabilityevent")
 # The rule of motey/schemas/capability.py (this script needs only pyzmq, not motey).

@@ -12,20 +12,30 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from types import EllipsisType
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import zmq
 from paho.mqtt.enums import CallbackAPIVersion
 
+from motey.communication.mqtt_tls import use_tls
 from motey.models.node import DEFAULT_PORTS
-from tests.helpers import wait_for
+from tests.helpers import SECURE_BROKERS, client_tls, wait_for
 
 
 class RawMQTT:
     """A plain paho client that records what it receives and publishes raw payloads."""
 
-    def __init__(self, host: str, port: int, topics: tuple[str, ...] = ("motey/#",)) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topics: tuple[str, ...] = ("motey/#",),
+        tls: tuple[str, str, str] | None | EllipsisType = ...,
+    ) -> None:
+        """``tls`` = (CA, certificate, key); by default a valid cell client certificate
+        when the broker is one of the tests' secure brokers, none otherwise."""
         self.messages: list[tuple[str, bytes, bool]] = []
         self._arrived = threading.Condition()
         self.client = mqtt.Client(
@@ -36,6 +46,10 @@ class RawMQTT:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
+        if tls is ...:
+            tls = client_tls() if (host, port) in SECURE_BROKERS else None
+        if tls is not None:
+            use_tls(self.client, *tls)
         self.client.connect(host, port, keepalive=5)
         self.client.loop_start()
         if not self._subscribed.wait(10):

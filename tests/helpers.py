@@ -20,11 +20,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import requests
 
 TEST_IMAGE = "motey-test/busybox:latest"
+#: ``motey`` commands that act on a node's own files and so take its ``--config``.
+NODE_COMMANDS = frozenset({"token", "run", "start", "stop", "restart", "status"})
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # One address block per test run: 127.<block>.<counter>.<counter>. Several test runs
@@ -143,6 +146,17 @@ class MoteyNode:
         }
         for section, values in (extra or {}).items():
             sections.setdefault(section, {}).update(values)
+        #: The bearer token request() sends unless told otherwise (None: none).
+        self.token: str | None = None
+        #: Secure (the default): HTTPS verified against the test cell's CA, and the
+        #: cell's admin token; credentials issued by the real `motey cell` code.
+        security = sections.setdefault("SECURITY", {})
+        self.secure = security.get("mode", "secure") != "open"
+        if self.secure and not security.get("credentials"):
+            security["credentials"] = "credentials"
+            issue_node_credentials(self.name, self.ip, self.dir / "credentials")
+        if self.secure:
+            self.token = cell_admin_token()
         self.sections = sections
         self.config_path = self.dir / "config.ini"
         self.write_config()
@@ -151,7 +165,7 @@ class MoteyNode:
 
     @property
     def url(self) -> str:
-        return f"http://{self.ip}:{self.port}"
+        return f"{'https' if self.secure else 'http'}://{self.ip}:{self.port}"
 
     @property
     def node_id(self) -> str | None:
@@ -215,6 +229,12 @@ class MoteyNode:
         self.process = None
         return code
 
+    def create_token(self, name: str, role: str) -> str:
+        """A new token of this node (``motey token create``), as the command prints it."""
+        done = self.cli("token", "create", "--name", name, "--role", role)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         if self.process is not None:
@@ -225,9 +245,20 @@ class MoteyNode:
     # -- REST helpers ----------------------------------------------------------------
     # Every call to a node's REST API in the tests goes through request(), so that the
     # transport (HTTPS, the cell CA) and the caller's credentials are set in one place.
-    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
-        """One REST call to this node; ``path`` starts with ``/``."""
+    def request(
+        self, method: str, path: str, *, token: str | None | EllipsisType = ..., **kw: Any
+    ) -> requests.Response:
+        """One REST call to this node; ``path`` starts with ``/``.
+
+        Sends ``Authorization: Bearer`` with ``token``: by default :attr:`token`, ``None``
+        for no header at all.
+        """
         kw.setdefault("timeout", 10)
+        if self.secure:
+            kw.setdefault("verify", str(session_cell().dir / "ca.crt"))
+        bearer = self.token if token is ... else token
+        if bearer is not None:
+            kw["headers"] = {"Authorization": f"Bearer {bearer}", **(kw.get("headers") or {})}
         return requests.request(method, f"{self.url}{path}", **kw)
 
     def get(self, path: str, **kw: Any) -> requests.Response:
@@ -238,13 +269,15 @@ class MoteyNode:
         text: str,
         content_type: str = "application/x-yaml",
         headers: dict[str, str] | None = None,
+        **kw: Any,
     ) -> requests.Response:
+        kw.setdefault("timeout", 30)
         return self.request(
             "POST",
             "/v1/service",
             data=textwrap.dedent(text).encode(),
             headers={"Content-Type": content_type, **(headers or {})},
-            timeout=30,
+            **kw,
         )
 
     def post_json(self, path: str, body: Any, **kw: Any) -> requests.Response:
@@ -262,18 +295,29 @@ class MoteyNode:
         env = dict(os.environ)
         env.pop("MOTEY_CONFIG", None)
         env["MOTEY_ADDR"] = self.url
+        if self.secure:
+            env["MOTEY_CACERT"] = str(session_cell().dir / "ca.crt")
+        if self.token is not None:
+            env["MOTEY_TOKEN"] = self.token
         return env
 
-    def cli(
-        self, *args: str, timeout: float = 60, **kw: Any
-    ) -> subprocess.CompletedProcess[str]:
-        """Run ``motey ARGS`` (a client command) against this node."""
+    def cli(self, *args: str, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:
+        """Run ``motey ARGS`` against this node.
+
+        Client commands (``deploy``, ``services``, ...) reach it over REST through
+        :meth:`client_env`; the node's own commands (``token``, ``run``, ...) get
+        ``--config`` with this node's config file.
+        """
+        command = [sys.executable, "-m", "motey", *args]
+        if args and args[0] in NODE_COMMANDS:
+            command += ["--config", str(self.config_path)]
         return subprocess.run(
-            [sys.executable, "-m", "motey", *args],
+            command,
             capture_output=True,
             text=True,
             timeout=timeout,
             env=self.client_env(),
+            cwd=kw.pop("cwd", self.dir),
             **kw,
         )
 
@@ -297,23 +341,98 @@ class MoteyNode:
         return last
 
 
+# -- the test cell ------------------------------------------------------------------
+# One cell per test session, made by the real `motey cell` code; every secure node and
+# broker of the session belongs to it.
+_cell: Any = None
+#: (ip, port) of every secure broker started, so raw clients know to bring a certificate.
+SECURE_BROKERS: set[tuple[str, int]] = set()
+
+
+def session_cell() -> Any:
+    """The session's cell (created on first use, removed at exit)."""
+    global _cell
+    if _cell is None:
+        import atexit
+        import tempfile
+
+        from motey.security.cell import Cell
+
+        folder = Path(tempfile.mkdtemp(prefix="motey-test-cell-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _cell, _token = Cell.init(folder / "cell", broker="127.0.0.1")
+    return _cell
+
+
+def cell_admin_token() -> str:
+    """The plain admin token of the test cell (what `motey cell init` wrote)."""
+    return (session_cell().dir / "admin.token").read_text().strip()
+
+
+def issue_node_credentials(name: str, ip: str, folder: Path) -> Path:
+    """A node's credentials folder, as `motey cell add-node` writes it."""
+    return session_cell().add_node(name, ip, out=folder, replace=True)  # type: ignore[no-any-return]
+
+
+def client_tls(name: str = "test-observer") -> tuple[str, str, str]:
+    """(CA, certificate, key) of a valid cell client certificate called ``name``."""
+    from motey.security import pki
+
+    cell = session_cell()
+    folder = cell.dir / "clients" / name
+    if not (folder / "client.crt").exists():
+        ca_key, ca_cert = cell.ca()
+        key, cert = pki.issue_cert(ca_key, ca_cert, name, [])
+        pki.write_private(folder / "client.key", pki.key_pem(key))
+        pki.write_public(folder / "client.crt", pki.cert_pem(cert))
+    return str(cell.dir / "ca.crt"), str(folder / "client.crt"), str(folder / "client.key")
+
+
+def secure_broker_config(folder: Path, ip: str, port: int) -> str:
+    """The cell's generated Mosquitto configuration, with a broker certificate for ``ip``."""
+    from motey.security import pki
+    from motey.security.cell import broker_config
+
+    cell = session_cell()
+    ca_key, ca_cert = cell.ca()
+    key, cert = pki.issue_cert(ca_key, ca_cert, "motey-broker", [ip])
+    pki.write_private(folder / "broker.key", pki.key_pem(key))
+    pki.write_public(folder / "broker.crt", pki.cert_pem(cert))
+    text = broker_config(cell.dir, ip, port)
+    text = text.replace(str(cell.dir / "broker" / "broker.crt"), str(folder / "broker.crt"))
+    text = text.replace(str(cell.dir / "broker" / "broker.key"), str(folder / "broker.key"))
+    # pytest's folders are private to root: the test broker keeps root's rights to read them.
+    return text + "user root\n"
+
+
 def unique_name(prefix: str = "svc") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 class Mosquitto:
-    """A real Mosquitto broker on a loopback address and a free port."""
+    """A real Mosquitto broker on a loopback address and a free port.
 
-    def __init__(self, workdir: Path, ip: str = "127.0.0.1") -> None:
+    Secure (the default): the test cell's generated configuration and ACL, TLS with
+    client certificates, a broker certificate for ``ip``. ``secure=False``: the original
+    anonymous plain broker, for tests about the original wire format.
+    """
+
+    def __init__(self, workdir: Path, ip: str = "127.0.0.1", secure: bool = True) -> None:
         self.ip = ip
         self.port = free_port(ip)
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.conf = self.dir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} {self.ip}\nallow_anonymous true\npersistence false\n"
-            f"log_dest file {self.dir / 'mosquitto.log'}\nlog_type all\n"
-        )
+        self.secure = secure
+        log_lines = f"log_dest file {self.dir / 'mosquitto.log'}\nlog_type all\n"
+        if secure:
+            SECURE_BROKERS.add((self.ip, self.port))
+            self.conf.write_text(secure_broker_config(self.dir, ip, self.port) + log_lines)
+        else:
+            self.conf.write_text(
+                f"listener {self.port} {self.ip}\nallow_anonymous true\npersistence false\n"
+                + log_lines
+            )
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Mosquitto:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import requests
-
 from tests.helpers import MoteyNode
 
 
 def put(node: MoteyNode, body, method: str = "PUT", content_type: str = "application/json"):
     data = body if isinstance(body, bytes) else __import__("json").dumps(body).encode()
-    return requests.request(
-        method,
-        f"{node.url}/v1/capabilities",
-        data=data,
-        headers={"Content-Type": content_type},
-        timeout=10,
+    return node.request(
+        method, "/v1/capabilities", data=data, headers={"Content-Type": content_type}
     )
 
 

@@ -50,7 +50,7 @@ def publish(node: MoteyNode, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def rest(node: MoteyNode, method: str, body: Any) -> requests.Response:
-    return requests.request(method, f"{node.url}/v1/capabilities", json=body, timeout=10)
+    return node.request(method, "/v1/capabilities", json=body)
 
 
 @pytest.fixture
@@ -79,20 +79,21 @@ def test_every_source_shows_up_with_its_name(hw_node: MoteyNode, dev_dir: Path) 
     assert int(facts["memory_mb"]) > 0 and facts["os"] == "linux"
 
     (dev_dir / "ttyUSB0").touch()
-    publish(hw_node, "--capability=zigbee", "--type=hardware")
-    assert rest(hw_node, "PUT", [{"capability": "zigbee", "capability_type": "x"}]).ok
+    publish(hw_node, "--capability=level", "--type=hardware")
+    assert rest(hw_node, "PUT", [{"capability": "level", "capability_type": "x"}]).ok
     wait_for(
-        lambda: set(sources_of(hw_node, "zigbee")) == {"config", "device", "ipc", "rest"},
+        lambda: set(sources_of(hw_node, "level")) == {"config", "ipc", "rest"},
         timeout=10,
-        what="zigbee from four sources",
+        what="level from three sources",
     )
+    wait_for(lambda: "device" in sources_of(hw_node, "zigbee"), timeout=10, what="dongle")
     # One entry per source, each saying where it came from; the device one counts dongles.
-    assert sources_of(hw_node, "zigbee") == {
-        "config": None,
-        "device": "1",
-        "ipc": None,
-        "rest": None,
-    }
+    assert sources_of(hw_node, "zigbee") == {"config": None, "device": "1"}
+    assert sources_of(hw_node, "level") == {"config": "5", "ipc": None, "rest": None}
+    # A device rule's capability is the device's to assert, not a caller's.
+    assert rest(hw_node, "PUT", [{"capability": "zigbee", "capability_type": "x"}]).status_code == (
+        403
+    )
 
 
 def test_device_capability_follows_the_file_within_seconds(
@@ -117,22 +118,24 @@ def test_rest_delete_never_erases_what_another_source_still_asserts(
     hw_node: MoteyNode, dev_dir: Path
 ) -> None:
     (dev_dir / "ttyUSB0").touch()
-    publish(hw_node, "--capability=zigbee", "--type=hardware")
-    zigbee = [{"capability": "zigbee", "capability_type": "hardware"}]
-    assert rest(hw_node, "PUT", zigbee).status_code == 201
-    wait_for(lambda: len(sources_of(hw_node, "zigbee")) == 4, timeout=10, what="four zigbees")
+    publish(hw_node, "--capability=level", "--type=hardware")
+    level = [{"capability": "level", "capability_type": "hardware"}]
+    assert rest(hw_node, "PUT", level).status_code == 201
+    wait_for(lambda: len(sources_of(hw_node, "level")) == 3, timeout=10, what="three levels")
 
-    removed = rest(hw_node, "DELETE", zigbee)
+    removed = rest(hw_node, "DELETE", level)
     assert removed.status_code == 201
-    assert set(sources_of(hw_node, "zigbee")) == {"config", "device", "ipc"}
-    assert rest(hw_node, "DELETE", zigbee).status_code == 304  # REST has none left
+    assert set(sources_of(hw_node, "level")) == {"config", "ipc"}
+    assert rest(hw_node, "DELETE", level).status_code == 304  # REST has none left
+    # A fact is not a caller's to remove.
     assert rest(hw_node, "DELETE", [{"capability": "os", "capability_type": "x"}]).status_code == (
-        304
+        403
     )
     assert "os" in {c["capability"] for c in caps(hw_node) if c["source"] == "facts"}
 
-    publish(hw_node, "--capability=zigbee", "--action=remove")
-    wait_for(lambda: "ipc" not in sources_of(hw_node, "zigbee"), timeout=10, what="ipc gone")
+    publish(hw_node, "--capability=level", "--action=remove")
+    wait_for(lambda: "ipc" not in sources_of(hw_node, "level"), timeout=10, what="ipc gone")
+    wait_for(lambda: "device" in sources_of(hw_node, "zigbee"), timeout=10, what="dongle")
     (dev_dir / "ttyUSB0").unlink()
     wait_for(lambda: set(sources_of(hw_node, "zigbee")) == {"config"}, timeout=10, what="unplug")
 

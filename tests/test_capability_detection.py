@@ -184,12 +184,12 @@ def test_without_rules_no_thread_and_facts_can_be_off(
 
 def test_sources_never_erase_each_other(engine: CapabilityEngine) -> None:
     zigbee = [{"capability": "zigbee", "capability_type": "hardware"}]
-    engine.replace_source(zigbee, "device")
-    assert engine.add(zigbee, "rest") is True
+    assert engine.add(zigbee, "rest") is True  # the static config says zigbee as well
     assert engine.add(zigbee, "rest") is False
     assert engine.remove(zigbee, "rest") is True
     assert engine.remove(zigbee, "rest") is False  # nothing of its own left to remove
     assert engine.remove(zigbee, "ipc") is False
+    engine.replace_source(zigbee, "device")
     sources = sorted(c["source"] for c in engine.all() if c["capability"] == "zigbee")
     assert sources == ["config", "device"]
     engine.replace_source([], "device")

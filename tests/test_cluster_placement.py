@@ -35,13 +35,27 @@ class Cluster:
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
 ) -> Iterator[Cluster]:
-    """a: no special capability; b: zigbee; c: camera, all on one broker."""
-    workdir: Path = tmp_path_factory.mktemp("cluster")
-    broker = Mosquitto(workdir / "mosquitto").start()
+    """a: no special capability; b: zigbee; c: camera, all on one broker (a secure cell)."""
+    yield from _cluster(tmp_path_factory.mktemp("cluster"), docker_client, secure=True)
+
+
+@pytest.fixture(scope="module")
+def open_cluster(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
+) -> Iterator[Cluster]:
+    """The same three nodes in open mode on a plain broker: the original's wire formats."""
+    yield from _cluster(tmp_path_factory.mktemp("open-cluster"), docker_client, secure=False)
+
+
+def _cluster(workdir: Path, docker_client: docker.DockerClient, secure: bool) -> Iterator[Cluster]:
+    broker = Mosquitto(workdir / "mosquitto", secure=secure).start()
+    extra = {} if secure else {"SECURITY": {"mode": "open"}}
     nodes: list[MoteyNode] = []
     try:
         for name, caps in (("a", []), ("b", ["zigbee"]), ("c", ["camera"])):
-            node = MoteyNode(workdir, name=f"cell-{name}", mqtt=(broker.ip, broker.port))
+            node = MoteyNode(
+                workdir, name=f"cell-{name}", mqtt=(broker.ip, broker.port), extra=extra
+            )
             node.sections["NODE"]["capabilities"] = ",".join(caps)
             if name == "a":  # fail fast: an image no node can run waits 1 s, then ERROR
                 node.sections["ORCHESTRATOR"]["placement_deadline"] = "1"
@@ -167,8 +181,9 @@ def test_node_outside_operate_is_skipped(
 
 
 def test_a_silent_node_never_hangs_a_deployment(
-    cluster: Cluster, ctx: zmq.Context, docker_client: docker.DockerClient
+    open_cluster: Cluster, ctx: zmq.Context, docker_client: docker.DockerClient
 ) -> None:
+    cluster = open_cluster  # a bare-IP registration: only an open node accepts one
     a, b = cluster.a, cluster.b
     silent = SilentNode(ctx, next_loopback(), cluster.mqtt)
     try:
@@ -193,7 +208,8 @@ def test_a_silent_node_never_hangs_a_deployment(
     wait_nodes(a, lambda seen: silent.ip not in seen, what="silent node removed")
 
 
-def test_malformed_discovery_messages_leave_real_nodes_working(cluster: Cluster) -> None:
+def test_malformed_discovery_messages_leave_real_nodes_working(open_cluster: Cluster) -> None:
+    cluster = open_cluster  # open mode: a secure broker would not even deliver these
     a = cluster.a
     raw = RawMQTT(*cluster.mqtt, topics=("motey/v1/none",))
     try:

@@ -38,9 +38,10 @@ def test_start_demo_stop(tmp_path: Path, docker_client: docker.DockerClient) -> 
     try:
         out = run(env, "start", "3")
         for n in (1, 2, 3):
-            assert f"http://{net}.{n}:5023/v1" in out
+            assert f"https://{net}.{n}:5023/v1" in out  # a secure cell by default
             assert "peers: 2" in out
         assert "camera,zigbee" in out  # node 2
+        assert "admin.token" in out and "ca.crt" in out
 
         blueprint = tmp_path / "camera.yaml"
         blueprint.write_text(

@@ -9,6 +9,7 @@ import requests
 
 from motey.config import load_config
 from motey.di.app_module import build_container
+from motey.security.tokens import TokenRecord, write_token_file
 from tests.helpers import next_loopback
 
 
@@ -19,13 +20,16 @@ def test_container_builds_starts_and_stops_without_leaks(tmp_path: Path, no_thre
         f"[NODE]\nip = {ip}\nname = inproc\n[DATABASE]\npath = db\n[LOGGER]\nlog_path = log\n"
         f"[ZEROMQ]\ncapability_engine_ipc_path = {tmp_path / 'cap.ipc'}\n"
     )
+    record, token = TokenRecord.issue("viewer", "viewer")
+    write_token_file(tmp_path / "db" / "tokens.json", [record])
     container = build_container(load_config(config_file, environ={}))
     container.config.LOGGER.console.from_value(False)
     container.init_resources()
     core = container.core()
     core.start()
     try:
-        r = requests.get(f"http://{ip}:5023/v1/node", timeout=5)
+        auth = {"Authorization": f"Bearer {token}"}
+        r = requests.get(f"http://{ip}:5023/v1/node", headers=auth, timeout=5)
         assert r.status_code == 200 and r.json()["lifecycle"] == "OPERATE"
         assert container.orchestrator() is container.orchestrator(), "one orchestrator per node"
         assert any(t.name == "motey-watcher" for t in threading.enumerate())

@@ -178,7 +178,7 @@ def test_a_name_with_a_space_is_added_and_removed(
 def test_ipc_removal_never_erases_another_source(
     publisher: RawPublisher, engine: CapabilityEngine
 ) -> None:
-    engine.replace_source([{"capability": "zigbee", "capability_type": "hardware"}], "device")
+    engine.replace_source([{"capability": "zigbee", "capability_type": "hardware"}], "rest")
     publisher.wait_connected(engine)
     zigbee = b'[{"capability": "zigbee", "capability_type": "hardware"}]'
     publisher.send(b"add_capability#" + zigbee)
@@ -186,7 +186,7 @@ def test_ipc_removal_never_erases_another_source(
     publisher.send(b"remove_capability#" + zigbee)
     publisher.send(b"remove_capability#" + zigbee)  # twice: still only its own entry
     wait_for(lambda: "zigbee" not in entries(engine), timeout=10, what="ipc zigbee removed")
-    assert entries(engine, "device") == {"zigbee": True}
+    assert entries(engine, "rest") == {"zigbee": True}
     assert engine.unmet(["zigbee"]) == []
 
 

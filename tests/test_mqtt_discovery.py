@@ -68,6 +68,14 @@ def make_discovery(
 
 
 @pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A plain broker: these tests are about the open mode's (original) wire format."""
+    broker = Mosquitto(tmp_path / "mosquitto", secure=False).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
 def raw(mosquitto: Mosquitto) -> Iterator[RawMQTT]:
     client = RawMQTT(mosquitto.ip, mosquitto.port)
     yield client
@@ -240,7 +248,7 @@ def test_silent_presence_node_is_marked_unreachable(
 def test_waits_for_the_broker_and_reconnects(
     tmp_path: Path, make_discovery: Any, identity: NodeIdentity
 ) -> None:
-    broker = Mosquitto(tmp_path / "late-broker")  # chosen port, not started yet
+    broker = Mosquitto(tmp_path / "late-broker", secure=False)  # chosen port, not started yet
     discovery = make_discovery(broker)
     try:
         discovery.start()

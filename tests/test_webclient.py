@@ -250,6 +250,7 @@ def test_deploy_watch_running_and_terminate(
         "deploy",
         {
             "url": f"{node.url}/?poll=500",
+            "token": node.token,
             "screenshots": str(screenshots),
             "serviceName": name,
             "blueprint": BLUEPRINT.format(name=name, image=TEST_IMAGE),
@@ -280,6 +281,7 @@ def test_schema_errors_before_and_after_sending(
         "schema_errors",
         {
             "url": f"{node.url}/?poll=500",
+            "token": node.token,
             "screenshots": str(screenshots),
             "serverRejectedBlueprint": SERVER_REJECTED.format(image=TEST_IMAGE),
             "serverRejectedField": "images[0].parameters.comand",
@@ -306,6 +308,7 @@ def test_capabilities_add_and_remove(
         "capabilities",
         {
             "url": f"{node.url}/?poll=500",
+            "token": node.token,
             "screenshots": str(screenshots),
             "configCapabilities": ["zigbee", "camera"],
             "newCapability": "gpio_bank_2",
@@ -360,6 +363,7 @@ def test_nodes_page_of_a_small_cluster(
         "nodes",
         {
             "url": f"{first.url}/?poll=500",
+            "token": first.token,
             "screenshots": str(screenshots),
             "nodes": expected,
             "remote": {
@@ -396,6 +400,7 @@ def test_unreachable_banner(browser_deps: None, node_factory: Any, screenshots: 
         "unreachable",
         {
             "url": f"{node.url}/?poll=500",
+            "token": node.token,
             "screenshots": str(screenshots),
             "apiBase": node.url,
             "nodeName": node.name,
@@ -449,6 +454,7 @@ def test_page_from_another_origin_talks_to_any_node(
         "cross_origin",
         {
             "url": f"{static_server}/index.html?api={node.url}",
+            "token": node.token,
             "screenshots": str(screenshots),
             "apiBase": node.url,
             "nodeName": node.name,
@@ -527,3 +533,44 @@ def test_an_image_awaiting_placement(
     )
     assert node.wait_service_state(sid, "RUNNING")["images"][0]["node"] == node.ip
     assert_png(screenshots / "awaiting.png")
+
+
+def test_login_roles_and_a_revoked_token_returns_to_login(
+    browser_deps: None, node_factory: Any, docker_client: docker.DockerClient, screenshots: Path
+) -> None:
+    """The page asks for a token; a viewer sees no action, an operator deploys, and a
+    token revoked with ``motey token revoke`` while the page is open brings the login
+    page back (the node answers 401)."""
+    node: MoteyNode = node_factory()
+    viewer = node.create_token("gui-viewer", "viewer")
+    operator = node.create_token("gui-operator", "operator")
+    existing = unique_name("before")
+    assert node.post_yaml(BLUEPRINT.format(name=existing, image=TEST_IMAGE)).status_code == 201
+    name = unique_name("operator")
+
+    def service_running(name: str) -> None:
+        services = [s for s in node.get("/v1/service").json() if s["service_name"] == name]
+        assert len(services) == 1, services
+        node.wait_service_state(services[0]["id"], "RUNNING")
+
+    def revoke_operator() -> None:
+        done = node.cli("token", "revoke", "gui-operator")
+        assert done.returncode == 0, done.stderr
+        assert node.get("/v1/node", token=operator).status_code == 401
+
+    run_browser(
+        "login_roles",
+        {
+            "url": f"{node.url}/?poll=500",
+            "screenshots": str(screenshots),
+            "viewerToken": viewer,
+            "viewerName": "gui-viewer",
+            "operatorToken": operator,
+            "existingService": existing,
+            "serviceName": name,
+            "blueprint": BLUEPRINT.format(name=name, image=TEST_IMAGE),
+        },
+        {"service-running": service_running, "revoke-operator": revoke_operator},
+    )
+    for png in ("login.png", "viewer-deploy.png", "login-after-401.png"):
+        assert_png(screenshots / png)

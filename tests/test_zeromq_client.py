@@ -52,6 +52,7 @@ def image_for(owner: str = "test-owner", capabilities: list[str] | None = None) 
 def test_full_exchange_with_a_real_node(
     client: ZeroMQNodeClient, node_factory: Any, docker_client: docker.DockerClient
 ) -> None:
+    # the client's plain exchange with a real node: open mode (CURVE: test_security_cell.py)
     peer: MoteyNode = node_factory(capabilities=["zigbee"], extra={"SECURITY": {"mode": "open"}})
     target = Node(ip=peer.ip, name=peer.name, version="1.0.0")  # announced by presence
     legacy = Node(ip=peer.ip)  # known by bare IP only: gets the original formats

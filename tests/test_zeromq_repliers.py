@@ -18,6 +18,7 @@ from motey.models.node import DEFAULT_PORTS
 from tests.helpers import TEST_IMAGE, MoteyNode
 
 TIMEOUT_MS = 5000
+OPEN = {"SECURITY": {"mode": "open"}}
 HUGE = b"x" * (2 * 1024 * 1024)
 
 
@@ -67,9 +68,8 @@ def original_image(image_id: str, capabilities: Any = None) -> bytes:
 
 @pytest.fixture
 def peer(node_factory: Any) -> MoteyNode:
-    return node_factory(
-        capabilities=["zigbee", "arch_test=x1"], extra={"SECURITY": {"mode": "open"}}
-    )
+    # raw pyzmq in the original's formats: an open-mode node (secure: tests/test_security_cell.py)
+    return node_factory(capabilities=["zigbee", "arch_test=x1"], extra=OPEN)
 
 
 def test_capability_replier_speaks_both_formats(ctx: zmq.Context, peer: MoteyNode) -> None:

@@ -12,6 +12,13 @@ Capabilities come from several sources, each named on its entries:
 A source only ever adds or removes its own entries, so removing what one source said
 never erases what another still asserts; a capability is present while any source
 asserts it.
+
+Facts are facts: a name that ``facts``, ``engine`` or ``device`` asserts, or that a
+device rule names, cannot be added, changed or removed by ``rest`` or ``ipc``
+(:class:`ProtectedCapabilityError`),
+and a name has one value per node: a caller cannot add ``foo=2`` next to another
+source's ``foo=1`` (:class:`ConflictError`; an entry without a value only says the
+capability is present and contradicts none).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any
 import logbook
 
 from motey.capabilityengine.requirements import unmet
-from motey.errors import ConfigError
+from motey.errors import ConfigError, ConflictError, ProtectedCapabilityError
 from motey.models.capability import Capability
 from motey.repositories.capability_repository import CapabilityRepository
 from motey.schemas.capability import (
@@ -42,6 +49,9 @@ Listener = Callable[[list[dict[str, Any]]], None]
 Change = tuple[str, dict[str, Any]]
 
 _NAME = re.compile(CAPABILITY_NAME_PATTERN)
+
+#: Sources whose entries the node detects itself; no caller may change their names.
+PROTECTED_SOURCES = frozenset({"facts", "engine", "device"})
 
 
 def normalize_value(value: Any) -> str | None:
@@ -90,6 +100,8 @@ class CapabilityEngine:
         self._static = parse_static_capabilities(static_capabilities)
         self._engine_capabilities = engine_capabilities
         self._listeners: list[Listener] = []
+        #: Names a detector owns even while it asserts nothing (device rules' capabilities).
+        self._reserved: dict[str, str] = {}
         self._lock = threading.Lock()
         # Notifications are delivered one at a time, each with a snapshot taken while
         # holding this lock, so the last list a listener sees is never older than a write.
@@ -103,6 +115,16 @@ class CapabilityEngine:
 
     def stop(self) -> None:
         """Nothing to release; kept for the uniform component lifecycle."""
+
+    def reserve(self, names: Iterable[str], source: str) -> None:
+        """Keep ``names`` for ``source`` (a detector) even while it asserts none of them.
+
+        A device rule's capability means "this device is plugged in"; a caller asserting
+        it over REST or IPC would make a node without the dongle look like one with it.
+        """
+        with self._lock:
+            for name in names:
+                self._reserved[name] = source
 
     def subscribe(self, listener: Listener) -> None:
         """Be called with the full capability list after every change.
@@ -133,6 +155,8 @@ class CapabilityEngine:
         removed: list[str] = []
         kept: list[str] = []
         with self._lock:
+            if source not in PROTECTED_SOURCES:
+                self._check_callers_changes(changes, source)
             for action, entry in changes:
                 name = entry["capability"]
                 if action == "add":
@@ -166,6 +190,33 @@ class CapabilityEngine:
             self._notify()
         return bool(added or removed)
 
+    def _check_callers_changes(self, changes: list[Change], source: str) -> None:
+        """Refuse the whole batch if one entry touches a fact or gives a second value."""
+        current = self._repository.all()
+        protected = dict(self._reserved)
+        protected.update({c.capability: c.source for c in current if c.source in PROTECTED_SOURCES})
+        values: dict[str, tuple[str | None, str]] = {
+            c.capability: (c.value, c.source) for c in current if c.source != source
+        }
+        for index, (action, entry) in enumerate(changes):
+            name = entry["capability"]
+            if name in protected:
+                raise ProtectedCapabilityError(
+                    f"capability {name!r} is detected by this node (source "
+                    f"{protected[name]!r}); it cannot be {action}ed over {source}",
+                    field=f"[{index}].capability",
+                )
+            if action != "add" or name not in values:
+                continue
+            value = normalize_value(entry.get("value"))
+            other, other_source = values[name]
+            if value is not None and other is not None and value != other:
+                raise ConflictError(
+                    f"capability {name!r} already has the value {other!r} (source "
+                    f"{other_source!r}); a capability has one value per node",
+                    field=f"[{index}].value",
+                )
+
     def replace_source(self, entries: list[dict[str, Any]], source: str) -> bool:
         """Make ``source``'s entries exactly ``entries`` (detectors report full sets).
 
@@ -180,7 +231,10 @@ class CapabilityEngine:
             for e in entries
         }
         with self._lock:
-            current = {c.capability: c for c in self._repository.all() if c.source == source}
+            everything = self._repository.all()
+            if source in PROTECTED_SOURCES:
+                self._drop_contradictions(everything, wanted, source)
+            current = {c.capability: c for c in everything if c.source == source}
             if current == wanted:
                 return False
             for name in current.keys() - wanted.keys():
@@ -191,6 +245,26 @@ class CapabilityEngine:
         log.info("capabilities from {} now: {}", source, sorted(wanted))
         self._notify()
         return True
+
+    def _drop_contradictions(
+        self, everything: list[Capability], wanted: dict[str, Capability], source: str
+    ) -> None:
+        """A detected value wins over what a caller stored for the same name earlier."""
+        for cap in everything:
+            if cap.source in PROTECTED_SOURCES or cap.capability not in wanted:
+                continue
+            detected = wanted[cap.capability].value
+            if cap.value is not None and detected is not None and cap.value != detected:
+                self._repository.remove(cap.capability, cap.source)
+                log.warning(
+                    "dropped {}={} from source {}: {} detects {}={}",
+                    cap.capability,
+                    cap.value,
+                    cap.source,
+                    source,
+                    cap.capability,
+                    wanted[cap.capability].value,
+                )
 
     def unmet(self, requirements: Iterable[str]) -> list[str]:
         """Requirements this node does not meet now."""

@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +51,8 @@ class CapabilitySink(Protocol):
     """The part of the CapabilityEngine a detector needs."""
 
     def replace_source(self, entries: list[dict[str, Any]], source: str) -> bool: ...
+
+    def reserve(self, names: Iterable[str], source: str) -> None: ...
 
 
 def normalized_arch(machine: str | None = None) -> str:
@@ -159,11 +162,21 @@ class CapabilityDetector:
     def rules(self) -> list[DeviceRule]:
         return list(self._rules)
 
+    def devices(self) -> dict[str, list[str]]:
+        """Capability → paths its device rules matched at the last scan.
+
+        The executor grants these paths to images that require the capability; the
+        rules only ever match what the operator configured, nothing else of ``/dev``.
+        """
+        last = self._last or {}
+        return {name: list(paths) for name, paths in last.items()}
+
     def start(self) -> None:
         """Publish facts, scan devices once (so they count before OPERATE), then watch."""
         if self._thread is not None:
             return
         self._engine.replace_source(node_facts() if self._detect_facts else [], FACTS_SOURCE)
+        self._engine.reserve({r.capability for r in self._rules}, DEVICE_SOURCE)
         self._last = None
         self.scan_once()
         if not self._rules:

@@ -8,6 +8,7 @@ from typing import Any
 
 import logbook
 from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 from flask import Flask
 
 from motey.errors import ConfigError
@@ -24,9 +25,17 @@ class APIServer:
     _WORKER_SHUTDOWN = 2.0
 
     def __init__(
-        self, app: Flask, ip: str, port: int, threads: int = 8, streams: Any = None
+        self,
+        app: Flask,
+        ip: str,
+        port: int,
+        threads: int = 8,
+        tls: tuple[str, str] | None = None,
+        streams: Any = None,
     ) -> None:
+        """``tls`` = (certificate, key) files: serve HTTPS only (secure mode)."""
         self._app = app
+        self._tls = tls
         self._streams = streams  # StreamGate: open streams end before the workers are joined
         self.ip = ip
         self.port = port
@@ -57,6 +66,10 @@ class APIServer:
             self._streams.start()
         server = wsgi.Server((self.ip, self.port), self._counted, numthreads=self._threads)
         server.shutdown_timeout = self._WORKER_SHUTDOWN
+        if self._tls is not None:
+            # cheroot's own TLS adapter (Python's ssl); a plain HTTP request on this port
+            # gets a 400 that says the port speaks HTTPS only.
+            server.ssl_adapter = BuiltinSSLAdapter(*self._tls)
         try:
             server.prepare()
         except OSError as exc:
@@ -64,7 +77,8 @@ class APIServer:
         self._server = server
         self._thread = threading.Thread(target=server.serve, name="motey-rest", daemon=True)
         self._thread.start()
-        log.info("REST API listening on http://{}:{}/v1", self.ip, self.port)
+        scheme = "https" if self._tls is not None else "http"
+        log.info("REST API listening on {}://{}:{}/v1", scheme, self.ip, self.port)
 
     def stop(self) -> None:
         """Stop accepting, finish running requests, join the thread; idempotent."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from motey.errors import ValidationError
 from motey.schemas.capability import CAPABILITY_EVENT_SCHEMA
+from motey.schemas.limits import check_json_depth
 from motey.schemas.validation import validate
 
 TOPIC_ADD = "add_capability"
@@ -84,13 +85,14 @@ def decode(frames: list[bytes]) -> CapabilityEvent:
         raise ValidationError(
             f"unknown topic {topic[:64]!r}; expected one of {', '.join(TOPICS)}", field="topic"
         )
+    check_json_depth(body, f"{topic} message")
     try:
         payload = json.loads(body)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         hint = " (single quotes are Python, not JSON)" if "'" in body[:200] else ""
         raise ValidationError(
             f"{topic}: body {_excerpt(body)} is not JSON{hint}: {exc}", field="(json)"
-        ) from exc
+        ) from None
     if isinstance(payload, dict):
         payload = [payload]
     validate(payload, CAPABILITY_EVENT_SCHEMA, f"{topic} message")

@@ -1,7 +1,10 @@
 """The Hardware Event Handler: a ZeroMQ SUB socket that local publishers connect to.
 
 The socket is bound to an ``ipc://`` path (``[ZEROMQ] capability_engine_ipc_path``), so
-only programs on this node can reach it; any number of PUB sockets connect to it. This
+only programs on this node can reach it; any number of PUB sockets connect to it. The
+socket file is made mode 0660 with the group ``[ZEROMQ] capability_engine_ipc_group``
+(Motey's own group when empty), and a folder Motey creates for it mode 0750, so only
+Motey's user and that group can publish capabilities. This
 module only moves bytes: :mod:`motey.communication.ipc_protocol` decodes them, the
 :class:`~motey.capabilityengine.CapabilityEngine` applies them as source ``ipc``. A
 malformed message is logged and dropped; the loop goes on (in the original one such
@@ -10,6 +13,7 @@ message ended it for good).
 
 from __future__ import annotations
 
+import grp
 import os
 import socket
 import stat
@@ -28,6 +32,54 @@ log = logbook.Logger(__name__)
 IPC_SOURCE = "ipc"
 #: sun_path holds 108 bytes including the terminating NUL.
 _MAX_PATH_BYTES = 107
+#: Owner and group may connect (connecting needs write permission), nobody else.
+SOCKET_MODE = 0o660
+#: Owner and group may enter a folder Motey creates for the socket.
+FOLDER_MODE = 0o750
+
+
+def resolve_group(group: str | int | None) -> int:
+    """The gid of ``[ZEROMQ] capability_engine_ipc_group`` (a name or number)."""
+    if group in (None, ""):
+        return os.getegid()
+    text = str(group).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise ConfigError(
+            f"[ZEROMQ] capability_engine_ipc_group {text!r} is not a group on this host"
+        ) from None
+
+
+def secure_folder(folder: Path, gid: int) -> None:
+    """Make the socket's folder enterable by owner and group only, where it is ours.
+
+    A folder shared with others (``/tmp``: sticky, or root's) is left alone with a
+    warning, as the socket's own mode still keeps others out; a folder another user
+    owns is refused.
+    """
+    info = folder.stat()
+    if info.st_uid not in (os.geteuid(), 0) and not info.st_mode & stat.S_ISVTX:
+        # Whoever owns the folder could swap the socket for one of their own.
+        raise ConfigError(
+            f"IPC socket folder {folder} belongs to another user (uid {info.st_uid}); "
+            "give [ZEROMQ] capability_engine_ipc_path a folder of Motey's own"
+        )
+    shared = info.st_uid != os.geteuid() or info.st_mode & stat.S_ISVTX
+    if shared:
+        log.warning(
+            "IPC socket folder {} is shared with other users; the socket itself is mode "
+            "0660, but a folder of its own (e.g. /tmp/motey/) keeps others from even "
+            "seeing it",
+            folder,
+        )
+        return
+    if info.st_gid != gid:
+        os.chown(folder, -1, gid)
+    if stat.S_IMODE(info.st_mode) & 0o027:
+        os.chmod(folder, stat.S_IMODE(info.st_mode) & ~0o027)
 
 
 class CapabilityUpdater(Protocol):
@@ -48,7 +100,8 @@ def prepare_ipc_path(path: str) -> None:
         raise ConfigError(f"{where} is longer than {_MAX_PATH_BYTES} bytes (a Unix socket limit)")
     target = Path(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.exists():
+            target.parent.mkdir(parents=True, mode=FOLDER_MODE)
         mode = target.lstat().st_mode
     except FileNotFoundError:
         return
@@ -87,9 +140,11 @@ class IPCCapabilitySubscriber:
         poll_ms: int = 250,
         source: str = IPC_SOURCE,
         context: zmq.Context[Any] | None = None,
+        group: str | int | None = None,
     ) -> None:
         self.path = path[len("ipc://") :] if path.startswith("ipc://") else path
         self._engine = engine
+        self._group = group
         #: A shared context is used but never terminated here; without one, we own ours.
         self._shared_context = context
         self._poll_ms = poll_ms
@@ -111,7 +166,14 @@ class IPCCapabilitySubscriber:
         """Bind (a failure here stops the node's start with the reason) and start the loop."""
         if self._thread is not None:
             return
+        gid = resolve_group(self._group)
         prepare_ipc_path(self.path)
+        try:
+            secure_folder(Path(self.path).parent, gid)
+        except OSError as exc:  # e.g. chown to a group this user is not in
+            raise ConfigError(
+                f"cannot restrict the IPC socket folder of {self.path}: {exc}"
+            ) from exc
         context: zmq.Context[Any] = self._shared_context or zmq.Context()
         sock = context.socket(zmq.SUB)
         try:
@@ -120,6 +182,8 @@ class IPCCapabilitySubscriber:
             for topic in ipc_protocol.TOPICS:
                 sock.setsockopt_string(zmq.SUBSCRIBE, topic)
             sock.bind(self.endpoint)
+            os.chown(self.path, -1, gid)
+            os.chmod(self.path, SOCKET_MODE)
             self._inode = os.stat(self.path).st_ino
         except (zmq.ZMQError, OSError) as exc:
             sock.close(linger=0)

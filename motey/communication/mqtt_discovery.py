@@ -18,11 +18,15 @@ import logbook
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from motey.communication.mqtt_tls import use_tls
 from motey.communication.protocol import discovery as proto
 from motey.errors import StorageError, ValidationError
 from motey.models.node import Node, NodeLifecycle, NodeReachability
 from motey.node.identity import NodeIdentity
 from motey.repositories.node_repository import NodeRepository
+from motey.security.credentials import NodeCredentials
+from motey.security.membership import CellMembers
+from motey.security.revocation import TOPIC_REVOCATIONS
 
 log = logbook.Logger(__name__)
 
@@ -62,7 +66,11 @@ class MQTTDiscovery:
         reconnect_max_delay: float = 30.0,
         presence_interval: float = 10.0,
         subscribe_capabilities: Subscribe | None = None,
+        credentials: NodeCredentials | None = None,
+        members: CellMembers | None = None,
     ) -> None:
+        """With ``credentials`` (secure mode): TLS with the node's certificate, presence
+        only (no bare-IP topics), presences checked against ``members``."""
         self._identity = identity
         self._nodes = nodes
         self._describe = describe
@@ -81,6 +89,9 @@ class MQTTDiscovery:
         self._ticker: threading.Thread | None = None
         self._subscribed = False
         self._synced = threading.Event()
+        self._credentials = credentials
+        self._members = members or CellMembers(None)
+        self._members.subscribe(self._on_revoked)
 
     @property
     def enabled(self) -> bool:
@@ -122,6 +133,8 @@ class MQTTDiscovery:
             protocol=mqtt.MQTTv311,
         )
         client.on_log = self._on_paho_log
+        if self._credentials is not None:
+            use_tls(client, *self._credentials.tls_files)
         if self._username:
             client.username_pw_set(self._username, self._password or None)
         client.will_set(
@@ -165,9 +178,12 @@ class MQTTDiscovery:
             self._ticker = None
         if client.is_connected():
             pending = [
-                client.publish(proto.TOPIC_REMOVE, proto.encode_ip(self._identity.ip), qos=1),
                 client.publish(proto.presence_topic(self._identity.id), b"", qos=1, retain=True),
             ]
+            if not self.secure:
+                pending.append(
+                    client.publish(proto.TOPIC_REMOVE, proto.encode_ip(self._identity.ip), qos=1)
+                )
             deadline = time.monotonic() + GOODBYE_TIMEOUT
             for info in pending:
                 try:
@@ -191,7 +207,15 @@ class MQTTDiscovery:
         node = self._identity.as_node(info.get("capabilities") or [])
         load = info.get("load")
         node.load = float(load) if isinstance(load, int | float) else None
+        if self._credentials is not None:
+            node.curve_key = self._credentials.curve_public
+            node.curve_signature = self._credentials.curve_signature
         return node
+
+    @property
+    def secure(self) -> bool:
+        """Whether this node speaks only authenticated presence (secure mode)."""
+        return self._credentials is not None
 
     def publish_presence(self) -> None:
         """Publish this node's retained presence (when connected)."""
@@ -212,7 +236,8 @@ class MQTTDiscovery:
             qos=1,
             retain=True,
         )
-        client.publish(proto.TOPIC_REGISTER, proto.encode_ip(self._identity.ip), qos=1)
+        if not self.secure:
+            client.publish(proto.TOPIC_REGISTER, proto.encode_ip(self._identity.ip), qos=1)
 
     def _on_lifecycle(self, phase: NodeLifecycle) -> None:
         self.publish_presence()
@@ -257,6 +282,11 @@ class MQTTDiscovery:
             log.error("MQTT broker {}:{} refused the connection: {}", self.host, self.port, reason)
             return
         log.info("connected to MQTT broker {}:{}", self.host, self.port)
+        if self.secure:
+            # Our own presence comes back after the retained ones: the node list is complete.
+            client.subscribe([(proto.TOPIC_PRESENCE_FILTER, 1), (TOPIC_REVOCATIONS, 1)])
+            self._announce(client)
+            return
         client.subscribe([(topic, 1) for topic in proto.SUBSCRIPTIONS])
         self._announce(client)
         # Original nodes answer this with their bare IP on ``register``. Our own copy
@@ -296,7 +326,9 @@ class MQTTDiscovery:
         topic = message.topic
         payload = bytes(message.payload)
         try:
-            if topic == proto.TOPIC_REGISTER:
+            if self.secure:
+                self._on_secure_message(topic, payload)
+            elif topic == proto.TOPIC_REGISTER:
                 self._handle_register(proto.decode_ip(payload))
             elif topic == proto.TOPIC_REMOVE:
                 self._handle_remove(proto.decode_ip(payload))
@@ -312,6 +344,23 @@ class MQTTDiscovery:
             log.exception("discovery message on {} failed: {}", topic, exc)
 
     # -- message handling ------------------------------------------------------------
+    def _on_secure_message(self, topic: str, payload: bytes) -> None:
+        """Secure mode: authenticated presence and the CA-signed revocation list only."""
+        if topic == TOPIC_REVOCATIONS:
+            if payload:
+                self._members.apply_revocations(payload)
+        elif topic.startswith(proto.TOPIC_PRESENCE_PREFIX):
+            self._handle_presence(topic, payload)
+        else:  # bare-IP topics: the broker's ACL keeps them out; never trust them anyway
+            log.warning("ignored {} message: a secure node takes presence only", topic)
+
+    def _on_revoked(self, keys: frozenset[str]) -> None:
+        with self._lock:
+            for node in self._nodes.all():
+                if node.curve_key in keys:
+                    self._nodes.remove(node.ip)
+                    log.warning("dropped revoked node {} ({})", node.id, node.ip)
+
     def _handle_register(self, ip: str) -> None:
         if ip == self._identity.ip:
             return
@@ -343,8 +392,15 @@ class MQTTDiscovery:
     def _handle_presence(self, topic: str, payload: bytes) -> None:
         node_id = proto.node_id_from_topic(topic)
         if node_id == self._identity.id:
+            if self.secure:
+                self._synced.set()
             return
         node = proto.decode_presence(topic, payload)
+        if node is not None and self.secure:
+            refused = self._members.admit(node_id, node.curve_key, node.curve_signature)
+            if refused:
+                log.warning("ignored presence on {}: {}", topic, refused)
+                node = None  # and forget what this identity said before
         with self._lock:
             known = self._nodes.get_by_id(node_id)
             if node is None:

@@ -20,6 +20,7 @@ from motey.communication.protocol.node_requests import RequestKind
 from motey.errors import CommunicationError, MoteyError, PeerSilent
 from motey.models.image import Image
 from motey.models.node import DEFAULT_PORTS, Node
+from motey.security.credentials import NodeCredentials
 from motey.val.plugin import InstanceStatus, LogChunk
 
 log = logbook.Logger(__name__)
@@ -44,8 +45,12 @@ class ZeroMQNodeClient:
         request_timeout: float = 3.0,
         action_timeout: float = 60.0,
         max_idle_per_endpoint: int = 2,
+        credentials: NodeCredentials | None = None,
     ) -> None:
+        """With ``credentials`` (secure mode) every request goes over CURVE to the key the
+        peer's authenticated presence announced; a peer without one is not asked."""
         self._context = context
+        self._credentials = credentials
         self._request_timeout = request_timeout
         self._action_timeout = max(action_timeout, request_timeout)
         self._max_idle = max_idle_per_endpoint
@@ -224,8 +229,17 @@ class ZeroMQNodeClient:
         if not node.ip:
             raise CommunicationError(f"no address known for node {node.id or '(unknown)'}")
         endpoint = self.endpoint(node, kind)
+        server_key: str | None = None
+        if self._credentials is not None:
+            if not node.curve_key:
+                raise CommunicationError(
+                    f"node {self._label(node)} has no CURVE key from an authenticated presence; "
+                    f"{kind.label} request not sent"
+                )
+            server_key = node.curve_key
+            endpoint = f"{endpoint}#{server_key}"
         try:
-            sock = self._checkout(endpoint)
+            sock = self._checkout(endpoint, server_key)
         except zmq.ZMQError as exc:
             raise CommunicationError(f"cannot connect to {endpoint}: {exc}") from exc
         healthy = False
@@ -258,7 +272,7 @@ class ZeroMQNodeClient:
         finally:
             self._checkin(endpoint, sock, healthy)
 
-    def _checkout(self, endpoint: str) -> zmq.Socket:
+    def _checkout(self, endpoint: str, server_key: str | None = None) -> zmq.Socket:
         with self._lock:
             idle = self._idle.get(endpoint)
             if idle:
@@ -266,7 +280,11 @@ class ZeroMQNodeClient:
         sock = self._context.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, proto.MAX_MESSAGE_BYTES)
-        sock.connect(endpoint)
+        if self._credentials is not None and server_key is not None:
+            sock.curve_serverkey = server_key.encode("ascii")
+            sock.curve_publickey = self._credentials.curve_public.encode("ascii")
+            sock.curve_secretkey = self._credentials.curve_secret.encode("ascii")
+        sock.connect(endpoint.split("#", 1)[0])
         return sock
 
     def _checkin(self, endpoint: str, sock: zmq.Socket, healthy: bool) -> None:

@@ -8,6 +8,8 @@ never left waiting for a reply it cannot send.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -18,12 +20,19 @@ import zmq
 
 from motey.communication.protocol import node_requests as proto
 from motey.communication.protocol.node_requests import RequestKind
+from motey.communication.zap import ZAP_DOMAIN, RateLimitedLog, ZAPHandler
 from motey.errors import ConfigError, MoteyError, ValidationError
 from motey.orchestrator.executor import ImageExecutor
+from motey.security.audit import AuditLog
+from motey.security.credentials import NodeCredentials
+from motey.security.membership import CellMembers
 
 log = logbook.Logger(__name__)
 
-Handler = Callable[[bytes], bytes]
+Handler = Callable[..., bytes]  # (raw request, peer identity="") -> raw reply
+
+#: The request kinds that change something on this node, and so are audited.
+AUDITED = frozenset({RequestKind.DEPLOY, RequestKind.TERMINATE})
 #: The owner's answer to a claims request: ``(node id, image ids) -> (keep, stop)``.
 Claims = Callable[[str, list[str]], tuple[list[str], list[str]]]
 
@@ -39,10 +48,12 @@ class NodeRequestHandler:
         executor: ImageExecutor,
         owned_services: Callable[[], list[dict[str, Any]]] | None = None,
         claims: Claims | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._executor = executor
         self._owned_services = owned_services
         self._claims = claims
+        self._audit = audit
 
     def handler(self, kind: RequestKind) -> Handler:
         """The function that answers requests of ``kind``."""
@@ -56,16 +67,27 @@ class NodeRequestHandler:
             RequestKind.CLAIMS: self._answer_claims,
         }[kind]
 
-        def answer(raw: bytes) -> bytes:
+        def answer(raw: bytes, peer: str = "") -> bytes:
+            result = "ok"
             try:
                 return action(raw)
             except MoteyError as exc:
                 level = log.info if isinstance(exc, ValidationError) else log.warning
                 level("{} request refused: {}", kind.label, exc.message)
+                result = f"{type(exc).__name__}: {exc.message}"
                 return proto.encode_error(exc)
             except Exception as exc:  # every request gets a reply, even on a bug
                 log.exception("{} request failed: {}", kind.label, exc)
+                result = f"{type(exc).__name__}: {exc}"
                 return proto.encode_error(exc)
+            finally:
+                if self._audit is not None and kind in AUDITED:
+                    self._audit.record(
+                        who=peer or "(unknown peer)",
+                        what=f"peer {kind.label} request",
+                        result=result,
+                        image=_image_id(raw),
+                    )
 
         return answer
 
@@ -114,6 +136,32 @@ class NodeRequestHandler:
         return proto.encode_services_reply(self._executor.describe(), owned)
 
 
+def peer_of(frame: zmq.Frame) -> str:
+    """Who sent a request: its authenticated identity (ZAP ``User-Id``, set by CURVE
+    authentication) when there is one, else its address (``Peer-Address``)."""
+    for prop, prefix in (("User-Id", ""), ("Peer-Address", "address ")):
+        try:
+            value = frame.get(prop)
+        except (zmq.ZMQError, ValueError, AttributeError):
+            continue
+        if value:
+            return f"{prefix}{value}"
+    return ""
+
+
+def _image_id(raw: bytes) -> str | None:
+    """The image a request names, for the audit line; never raises."""
+    try:
+        text = raw[:4096].decode("utf-8", "replace").strip()
+        if not text.startswith("{"):
+            return text[:100] or None
+        data = json.loads(raw)
+        value = data.get("id") if isinstance(data, dict) else None
+        return str(value)[:100] if value else None
+    except Exception:  # the audit line must not fail on what the request itself refused
+        return None
+
+
 class ZeroMQServer:
     """Binds one REP socket per request kind on ``ip`` and serves each in a thread."""
 
@@ -128,8 +176,19 @@ class ZeroMQServer:
         ip: str,
         ports: dict[str, int],
         poll_interval: float = 0.25,
+        credentials: NodeCredentials | None = None,
+        members: CellMembers | None = None,
     ) -> None:
+        """With ``credentials`` (secure mode) every socket is a CURVE server that answers
+        only clients whose key ``members`` knows (see :mod:`motey.communication.zap`)."""
         self._context = context
+        self._credentials = credentials
+        self._refusals = RateLimitedLog()
+        self._zap = (
+            ZAPHandler(context, members or CellMembers(credentials), self._refusals)
+            if credentials is not None
+            else None
+        )
         self._handler = handler
         self.ip = ip
         # A kind without a configured port is not served (e.g. claims on an old config).
@@ -149,6 +208,8 @@ class ZeroMQServer:
         if self._threads:
             return
         self._stop.clear()
+        if self._zap is not None:
+            self._zap.start()
         sockets: dict[RequestKind, zmq.Socket] = {}
         try:
             for kind in self._ports:
@@ -156,6 +217,8 @@ class ZeroMQServer:
         except ConfigError:
             for sock in sockets.values():
                 sock.close(linger=0)
+            if self._zap is not None:
+                self._zap.stop()
             raise
         for kind, sock in sockets.items():
             thread = threading.Thread(
@@ -167,9 +230,10 @@ class ZeroMQServer:
             self._threads.append(thread)
             thread.start()
         log.info(
-            "ZeroMQ repliers listening on {} ports {}",
+            "ZeroMQ repliers listening on {} ports {}{}",
             self.ip,
-            ", ".join(str(port) for port in self._ports.values()),
+            ", ".join(str(self._ports[k]) for k in RequestKind),
+            " (CURVE, cell members only)" if self._zap is not None else " (plain: open mode)",
         )
 
     def stop(self) -> None:
@@ -185,6 +249,8 @@ class ZeroMQServer:
         if busy:
             log.warning("ZeroMQ repliers still inside a handler: {}", ", ".join(busy))
         self._threads = []
+        if self._zap is not None:
+            self._zap.stop()
         log.info("ZeroMQ repliers stopped")
 
     def _bind(self, kind: RequestKind) -> zmq.Socket:
@@ -192,6 +258,10 @@ class ZeroMQServer:
         sock.setsockopt(zmq.LINGER, 0)
         # A peer that sends more than this is disconnected by ZeroMQ before we see it.
         sock.setsockopt(zmq.MAXMSGSIZE, proto.MAX_MESSAGE_BYTES)
+        if self._credentials is not None:
+            sock.curve_server = True
+            sock.curve_secretkey = self._credentials.curve_secret.encode("ascii")
+            sock.zap_domain = ZAP_DOMAIN
         deadline = time.monotonic() + BIND_RETRY
         while True:
             try:
@@ -211,24 +281,56 @@ class ZeroMQServer:
             f"(check [NODE] ip and [ZEROMQ] {kind.value})"
         ) from error
 
+    def _monitor(self, sock: zmq.Socket) -> zmq.Socket | None:
+        """A monitor of failed handshakes (plain clients), in secure mode."""
+        if self._credentials is None:
+            return None
+        return sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        )
+
+    def _log_failed_handshakes(self, kind: RequestKind, monitor: zmq.Socket) -> None:
+        while True:
+            try:
+                monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._refusals.warn(
+                f"port-{kind.value}",
+                f"refused a ZeroMQ client on {self.endpoint(kind)}: its handshake is not "
+                "CURVE (a plain or foreign client)",
+            )
+
     def _serve(self, kind: RequestKind, sock: zmq.Socket) -> None:
         answer = self._handler.handler(kind)
+        monitor = self._monitor(sock)
         try:
             while not self._stop.is_set():
                 try:
-                    if not sock.poll(self._poll_ms, zmq.POLLIN):
+                    if monitor is not None:
+                        poller = zmq.Poller()
+                        poller.register(sock, zmq.POLLIN)
+                        poller.register(monitor, zmq.POLLIN)
+                        ready = dict(poller.poll(self._poll_ms))
+                        if monitor in ready:
+                            self._log_failed_handshakes(kind, monitor)
+                        if sock not in ready:
+                            continue
+                    elif not sock.poll(self._poll_ms, zmq.POLLIN):
                         continue
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     continue
                 except zmq.ZMQError as exc:
                     if exc.errno == zmq.ETERM:
                         return
                     log.error("{} replier receive failed: {}", kind.label, exc)
+                    monitor = self._close_monitor(sock, monitor)
                     sock = self._rebind(kind, sock)
+                    monitor = self._monitor(sock)
                     continue
                 if len(frames) == 1:
-                    reply = answer(frames[0])
+                    reply = answer(frames[0].bytes, peer_of(frames[0]))
                 else:
                     log.info("{} request with {} frames refused", kind.label, len(frames))
                     reply = proto.encode_error(
@@ -241,9 +343,22 @@ class ZeroMQServer:
                         return
                     # REP is now stuck waiting for a send; a fresh socket recovers it.
                     log.error("{} replier could not send its reply: {}", kind.label, exc)
+                    monitor = self._close_monitor(sock, monitor)
                     sock = self._rebind(kind, sock)
+                    monitor = self._monitor(sock)
         finally:
+            self._close_monitor(sock, monitor)
             sock.close(linger=0)
+
+    @staticmethod
+    def _close_monitor(sock: zmq.Socket, monitor: zmq.Socket | None) -> None:
+        """Close a handshake monitor (if any); returns ``None`` for the caller's variable."""
+        if monitor is None:
+            return None
+        with contextlib.suppress(zmq.ZMQError):
+            sock.disable_monitor()
+        monitor.close(linger=0)
+        return None
 
     def _rebind(self, kind: RequestKind, sock: zmq.Socket) -> zmq.Socket:
         sock.close(linger=0)

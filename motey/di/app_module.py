@@ -21,7 +21,7 @@ from motey.communication.zeromq_server import NodeRequestHandler, ZeroMQServer
 from motey.core import Core
 from motey.events import EventBus
 from motey.logging_setup import setup_logging
-from motey.node.identity import NODE_ID_FILE, NodeIdentity, load_or_create_node_id
+from motey.node.identity import NODE_ID_FILE, NodeIdentity, node_id_for
 from motey.node.status import NodeStatusMonitor
 from motey.orchestrator.cell import CellView
 from motey.orchestrator.cluster import ClusterGateway, PeerHealth
@@ -31,11 +31,16 @@ from motey.orchestrator.idempotency import IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.orchestrator.logs import LogReader
 from motey.orchestrator.placement import Placement
+from motey.orchestrator.policy import BlueprintPolicy
 from motey.repositories.base import Database
 from motey.repositories.capability_repository import CapabilityRepository
 from motey.repositories.idempotency_repository import IdempotencyRepository
 from motey.repositories.node_repository import NodeRepository
 from motey.repositories.service_repository import ServiceRepository
+from motey.security.access import AccessControl, TokenStore
+from motey.security.audit import AuditLog
+from motey.security.credentials import credentials_for
+from motey.security.membership import CellMembers
 from motey.val.loader import discover_plugins
 from motey.val.manager import VALManager
 
@@ -73,6 +78,11 @@ def _owned_services(services: ServiceRepository) -> Any:
     return lambda: [s.to_dict() for s in services.all()]
 
 
+def _audit_folder(config: dict[str, Any]) -> str:
+    """The audit log lives with the other logs; without a log folder, with the data."""
+    return str(config["LOGGER"]["log_path"] or config["DATABASE"]["path"])
+
+
 def _plugin_dirs(value: str) -> list[str]:
     return [p.strip() for p in value.split(",") if p.strip()]
 
@@ -104,13 +114,19 @@ class ApplicationContainer(containers.DeclarativeContainer):
     capability_repository = providers.Singleton(CapabilityRepository, capabilities_db)
 
     # -- this node -----------------------------------------------------------------
-    node_id = providers.Singleton(load_or_create_node_id, config.DATABASE.path)
+    # Secure mode: the node's cell credentials (None in open mode) and the cell's members.
+    credentials = providers.Singleton(credentials_for, full_config)
+    members = providers.Singleton(CellMembers, credentials)
+    node_id = providers.Singleton(
+        node_id_for, config.DATABASE.path, providers.Callable(lambda c: c and c.name, credentials)
+    )
     identity = providers.Singleton(
         NodeIdentity,
         node_id=node_id,
         name=config.NODE.name,
         ip=config.NODE.ip,
         ports=providers.Callable(_ports, full_config),
+        security_mode=config.SECURITY.mode,
     )
     node_status = providers.Singleton(NodeStatusMonitor, disk_path=config.DATABASE.path)
 
@@ -145,6 +161,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         path=config.ZEROMQ.capability_engine_ipc_path,
         engine=capability_engine,
         context=zmq_context,
+        group=config.ZEROMQ.capability_engine_ipc_group,
     )
 
     # -- orchestration -------------------------------------------------------------
@@ -153,8 +170,19 @@ class ApplicationContainer(containers.DeclarativeContainer):
         context=zmq_context,
         request_timeout=config.ZEROMQ.request_timeout,
         action_timeout=config.ZEROMQ.action_timeout,
+        credentials=credentials,
     )
-    image_executor = providers.Singleton(ImageExecutor, identity, val_manager, capability_engine)
+    policy = providers.Singleton(
+        BlueprintPolicy.from_config, config.POLICY, docker_url=config.DOCKER.url
+    )
+    image_executor = providers.Singleton(
+        ImageExecutor,
+        identity,
+        val_manager,
+        capability_engine,
+        policy=policy,
+        device_paths=capability_detector.provided.devices,
+    )
     peer_health = providers.Singleton(
         PeerHealth,
         node_repository,
@@ -177,6 +205,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         watch_interval=config.ORCHESTRATOR.watch_interval,
         workers=config.ORCHESTRATOR.workers,
         subscribe_capabilities=capability_engine.provided.subscribe,
+        policy=policy,
         placement_deadline=config.ORCHESTRATOR.placement_deadline,
         reschedule_after=config.ORCHESTRATOR.reschedule_after,
     )
@@ -218,6 +247,17 @@ class ApplicationContainer(containers.DeclarativeContainer):
         CellView, service_repository, gateway, node_repository, identity
     )
 
+    # -- access control and audit (docs/security.md) ----------------------------------
+    token_store = providers.Singleton(
+        TokenStore.from_config, config.SECURITY.credentials, config.DATABASE.path
+    )
+    access_control = providers.Singleton(
+        AccessControl, mode=config.SECURITY.mode, store=token_store
+    )
+    audit_log = providers.Singleton(
+        AuditLog.in_folder, providers.Callable(_audit_folder, full_config)
+    )
+
     # -- communication -------------------------------------------------------------
     flask_app = providers.Singleton(
         create_app,
@@ -231,6 +271,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
         cell=cell_view,
         streams=streams,
         submissions=submissions,
+        access=access_control,
+        audit=audit_log,
     )
     api_server = providers.Singleton(
         APIServer,
@@ -239,6 +281,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         port=config.WEBSERVER.port,
         threads=config.WEBSERVER.threads,
         streams=stream_gate,
+        tls=providers.Callable(lambda c: c and (c.cert_path, c.key_path), credentials),
     )
     zeromq_server = providers.Singleton(
         ZeroMQServer,
@@ -248,9 +291,12 @@ class ApplicationContainer(containers.DeclarativeContainer):
             image_executor,
             providers.Callable(_owned_services, service_repository),
             orchestrator.provided.answer_claims,
+            audit=audit_log,
         ),
         ip=config.NODE.ip,
         ports=providers.Callable(_ports, full_config),
+        credentials=credentials,
+        members=members,
     )
     discovery = providers.Singleton(
         MQTTDiscovery,
@@ -266,6 +312,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
         reconnect_max_delay=config.MQTT.reconnect_max_delay,
         presence_interval=config.MQTT.presence_interval,
         subscribe_capabilities=capability_engine.provided.subscribe,
+        credentials=credentials,
+        members=members,
     )
     # Started in this order, stopped in reverse: peers learn of this node (discovery)
     # only once its repliers listen, and it says goodbye before they close.
@@ -284,6 +332,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
             ipc_subscriber,
             node_status,
             remote_client,
+            access_control,
             communication_manager,
         ),
         # The fence asks owners about this node's copies before it reports OPERATE.

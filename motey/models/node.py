@@ -51,6 +51,10 @@ class Node:
     last_seen: float = 0.0
     capabilities: list[dict[str, Any]] = field(default_factory=list)
     load: float | None = None
+    #: The node's ZeroMQ CURVE public key (Z85) in a secure cell, and the cell CA's
+    #: signature over it as its presence carried it (not part of the JSON shape).
+    curve_key: str | None = None
+    curve_signature: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``GET /v1/nodes``."""
@@ -65,6 +69,7 @@ class Node:
             "last_seen": self.last_seen,
             "capabilities": list(self.capabilities),
             "load": self.load,
+            "curve_key": self.curve_key,
         }
 
     @classmethod
@@ -83,4 +88,5 @@ class Node:
             last_seen=float(data.get("last_seen") or 0.0),
             capabilities=list(data.get("capabilities") or []),
             load=data.get("load"),
+            curve_key=data.get("curve_key"),
         )

@@ -44,11 +44,35 @@ def load_or_create_node_id(data_dir: str) -> str:
     return node_id
 
 
+def node_id_for(data_dir: str, cell_name: str | None) -> str:
+    """The node id: its certificate name in a secure cell, else the stored generated id.
+
+    In a cell the id is the name the cell CA certified, so that the broker's ACL (identity
+    = certificate name) and the presence topic name the same thing. It is written to the
+    data folder's ``node_id`` as well, where tools and tests read a node's id.
+    """
+    if cell_name is None:
+        return load_or_create_node_id(data_dir)
+    folder = Path(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "node_id").write_text(cell_name + "\n", encoding="utf-8")
+    return cell_name
+
+
 class NodeIdentity:
     """This node's discovery metadata and its OpenFog lifecycle phase."""
 
-    def __init__(self, node_id: str, name: str, ip: str, ports: dict[str, int]) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        name: str,
+        ip: str,
+        ports: dict[str, int],
+        security_mode: str = "open",
+    ) -> None:
         self.id = node_id
+        #: ``secure`` or ``open`` ([SECURITY] mode), shown in ``GET /v1/node``.
+        self.security_mode = security_mode
         self.name = name
         self.ip = ip
         self.ports = dict(ports)

@@ -13,9 +13,11 @@ from motey.errors import ValidationError
 from motey.models.image import Image, ImageState
 from motey.models.service import Service, ServiceState
 from motey.schemas.blueprint import BLUEPRINT_SCHEMA
+from motey.schemas.limits import safe_load_yaml
 from motey.schemas.validation import validate
 
-#: Blueprints larger than this are refused before parsing (YAML bombs, mistakes).
+#: Blueprints larger than this are refused before parsing (mistakes); alias bombs and
+#: deep nesting are refused by :func:`~motey.schemas.limits.safe_load_yaml`.
 MAX_BLUEPRINT_BYTES = 256 * 1024
 
 
@@ -26,7 +28,7 @@ def load_blueprint(text: str) -> dict[str, Any]:
             f"blueprint is larger than {MAX_BLUEPRINT_BYTES // 1024} KiB", field="(document)"
         )
     try:
-        data = yaml.safe_load(text)
+        data = safe_load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

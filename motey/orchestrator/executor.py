@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import stat
+from collections.abc import Callable
 from typing import Any
 
 import logbook
 
 from motey.capabilityengine.capability_engine import CapabilityEngine
-from motey.capabilityengine.requirements import unmet
-from motey.errors import UnprocessableError
+from motey.capabilityengine.requirements import parse_requirement, unmet
+from motey.errors import MoteyError, UnprocessableError
 from motey.models.image import Image
 from motey.node.identity import NodeIdentity
+from motey.orchestrator.policy import BlueprintPolicy
 from motey.val.manager import VALManager
 from motey.val.plugin import InstanceInfo, InstanceStatus, LogChunk
 
@@ -26,11 +30,18 @@ class ImageExecutor:
     """
 
     def __init__(
-        self, identity: NodeIdentity, val_manager: VALManager, capability_engine: CapabilityEngine
+        self,
+        identity: NodeIdentity,
+        val_manager: VALManager,
+        capability_engine: CapabilityEngine,
+        policy: BlueprintPolicy | None = None,
+        device_paths: Callable[[], dict[str, list[str]]] | None = None,
     ) -> None:
         self._identity = identity
         self._val = val_manager
         self._capabilities = capability_engine
+        self._policy = policy or BlueprintPolicy()
+        self._device_paths = device_paths
 
     @property
     def node_id(self) -> str:
@@ -55,9 +66,45 @@ class ImageExecutor:
         return self._capabilities.all()
 
     def deploy(self, image: Image) -> str:
-        """Start an image here; refuses when this node is not in OPERATE."""
+        """Start an image here; refuses outside OPERATE or against this node's policy.
+
+        The devices behind the device capabilities the image requires are granted to
+        its container here, on the node that runs it, so a moved image gets the paths
+        of its new node and the stored image never carries a path.
+        """
         self._identity.require_operational()
-        return self._val.instantiate(image)
+        self._policy.check(image, "image", f"node {self._identity.name}")
+        return self._val.instantiate(self.with_device_grants(image))
+
+    def with_device_grants(self, image: Image) -> Image:
+        """``image`` with the device nodes of its required device capabilities added."""
+        paths = self.granted_devices(image)
+        if not paths or image.engine != "docker":
+            return image
+        params = dict(image.parameters)
+        own = [str(d) for d in params.get("devices") or []]
+        params["devices"] = own + [f"{p}:{p}:rwm" for p in paths if f"{p}:{p}:rwm" not in own]
+        return dataclasses.replace(image, parameters=params)
+
+    def granted_devices(self, image: Image) -> list[str]:
+        """Device nodes (character or block) matched by rules the image requires."""
+        if self._device_paths is None:
+            return []
+        found = self._device_paths()
+        granted: list[str] = []
+        for text in image.capabilities:
+            try:
+                requirement = parse_requirement(text)
+            except MoteyError:
+                continue
+            if requirement.negated:
+                continue
+            for path in found.get(requirement.name, []):
+                if _is_device(path) and path not in granted:
+                    granted.append(path)
+        if granted:
+            log.info("granting image {} the devices {}", image.id, ", ".join(granted))
+        return granted
 
     def check_peer_request(self, image: Image) -> None:
         """Check an image a peer sent as strictly as a local blueprint before running it.
@@ -67,6 +114,7 @@ class ImageExecutor:
         """
         self._identity.require_operational()
         self._val.validate(image, "image")
+        self._policy.check(image, "image", f"node {self._identity.name}")
         missing = unmet(image.capabilities, self._capabilities.all())
         if missing:
             raise UnprocessableError(
@@ -97,3 +145,11 @@ class ImageExecutor:
     def remove_instance(self, engine: str, image_id: str) -> bool:
         """Stop and remove an instance known only by its labels (an orphan, a fenced copy)."""
         return self._val.terminate(Image(id=image_id, name="", engine=engine))
+
+def _is_device(path: str) -> bool:
+    """Only device nodes are handed to a container, never files or folders a glob hit."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)

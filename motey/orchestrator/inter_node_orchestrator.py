@@ -37,6 +37,7 @@ from motey.orchestrator.executor import ImageExecutor
 from motey.orchestrator.follow import ImageMover
 from motey.orchestrator.jobs import JobRunner
 from motey.orchestrator.placement import Placement
+from motey.orchestrator.policy import BlueprintPolicy
 from motey.orchestrator.recovery import Recovery
 from motey.orchestrator.reschedule import Rescheduler
 from motey.orchestrator.terminate import TerminateStep
@@ -64,8 +65,10 @@ class InterNodeOrchestrator:
         subscribe_capabilities: Callable[[Callable[[Any], None]], None] | None = None,
         placement_deadline: float | None = None,
         reschedule_after: float = 30.0,
+        policy: BlueprintPolicy | None = None,
     ) -> None:
         self._executor = executor
+        self._policy = policy or BlueprintPolicy()
         self._gateway = gateway
         self._identity = identity
         self.book = ServiceBook(services)
@@ -162,6 +165,7 @@ class InterNodeOrchestrator:
         local_caps = self._executor.capabilities()
         for index, image in enumerate(service.images):
             self._executor.validate(image, f"images[{index}]")
+            self._policy.check(image, f"images[{index}]", f"node {self._identity.name}")
         for index, image in enumerate(service.images):
             if not unmet(image.capabilities, local_caps):
                 try:

@@ -17,6 +17,19 @@ REQUIREMENT_PATTERN = (
     r"(?:[A-Za-z0-9_.:/+-]{1,256}|\"[^\"]{1,256}\"|'[^']{1,256}'))?)\s*$"
 )
 
+#: A Docker image reference, ``[registry[:port]/]path[:tag][@digest]``, as the engine
+#: reads it; anything else (``--privileged``, spaces, upper-case paths) is refused with a
+#: 400 before it can reach an engine's command line or API.
+IMAGE_REFERENCE_PATTERN = (
+    r"^(?:(?:localhost|(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?/"
+    r"|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?:[0-9]{1,5}/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+
 BLUEPRINT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["service_name", "images"],
@@ -38,7 +51,12 @@ BLUEPRINT_SCHEMA: dict[str, Any] = {
                 "required": ["name"],
                 "additionalProperties": False,
                 "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "name": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 255,
+                        "pattern": IMAGE_REFERENCE_PATTERN,
+                    },
                     "engine": {"type": "string", "minLength": 1, "maxLength": 64},
                     "on_disconnect": {"enum": ["keep", "stop"]},
                     "parameters": {"type": "object"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from motey.models.node import NodeLifecycle, NodeReachability
+from motey.schemas.blueprint import IMAGE_REFERENCE_PATTERN
 from motey.schemas.capability import CAPABILITY_LIST_SCHEMA, CAPABILITY_NAME_PATTERN
 
 #: Node ids are UUIDs; the pattern is looser so ids of other implementations still fit,
@@ -40,6 +41,8 @@ PRESENCE_SCHEMA: dict[str, Any] = {
         "load": {"type": ["number", "null"], "minimum": 0},
         "capabilities": CAPABILITY_LIST_SCHEMA,
         "timestamp": {"type": "number"},
+        "curve_key": {"type": ["string", "null"], "minLength": 40, "maxLength": 40},
+        "curve_sig": {"type": ["string", "null"], "maxLength": 256},
     },
 }
 
@@ -57,7 +60,12 @@ DEPLOY_REQUEST_SCHEMA: dict[str, Any] = {
                 {"type": "null"},
             ]
         },
-        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": IMAGE_REFERENCE_PATTERN,
+        },
         "engine": {"type": ["string", "null"], "maxLength": 64},
         "parameters": {"type": ["object", "null"]},
         "capabilities": {

@@ -21,11 +21,12 @@ def field_path(path: Any) -> str:
     return text or "(document)"
 
 
-def validate(instance: Any, schema: dict[str, Any], what: str) -> None:
+def validate(instance: Any, schema: dict[str, Any], what: str, prefix: str = "") -> None:
     """Raise :class:`ValidationError` naming the first failing field of ``instance``.
 
     The most specific error (deepest path) is reported, so that a bad image name is
-    reported as ``images[0].name`` rather than as "images is not valid".
+    reported as ``images[0].name`` rather than as "images is not valid". ``prefix``
+    is the instance's own place in a larger document (``images[0].parameters``).
     """
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: (-len(e.path), e.message))
@@ -38,9 +39,12 @@ def validate(instance: Any, schema: dict[str, Any], what: str) -> None:
     if chosen.validator == "required" and isinstance(chosen.validator_value, list):
         missing = [k for k in chosen.validator_value if k not in (chosen.instance or {})]
         if missing:
-            prefix = "" if path == "(document)" else f"{path}."
-            path = f"{prefix}{missing[0]}"
+            parent = "" if path == "(document)" else f"{path}."
+            path = f"{parent}{missing[0]}"
+    if prefix:
+        path = prefix if path == "(document)" else f"{prefix}.{path}".replace(".[", "[")
     message = chosen.message
     if chosen.validator == "pattern" and chosen.validator_value in _PATTERN_RULES:
         message = f"{chosen.instance!r} {_PATTERN_RULES[chosen.validator_value]}"
+    message = message if len(message) <= 300 else message[:300] + "..."
     raise ValidationError(f"invalid {what}: {path}: {message}", field=path)

@@ -367,6 +367,65 @@ scenarios.cross_origin = async (page) => {
   await page.locator(tid('this-node-name')).filter({ hasText: new RegExp(`^${config.nodeName}$`) }).waitFor();
 };
 
+// Login and roles: a viewer sees no action it may not take, an operator deploys, and a
+// token revoked while the page is open brings the login page back.
+scenarios.login_roles = async (page) => {
+  await page.goto(config.url + '#/overview');
+  const login = page.locator(tid('page-login'));
+  await login.waitFor();
+  await shot(page, 'login.png');
+  // A wrong token is refused on the login page itself.
+  await page.locator(tid('login-token')).fill('motey_not-a-token');
+  await page.locator(tid('login-submit')).click();
+  await page.locator(tid('login-error')).filter({ hasText: 'does not accept' }).waitFor();
+
+  // Viewer: sees everything, may do nothing.
+  await page.locator(tid('login-token')).fill(config.viewerToken);
+  await page.locator(tid('login-submit')).click();
+  await waitConnected(page);
+  await page.locator(`${tid('whoami')}[data-role="viewer"]`).waitFor();
+  check((await page.locator(tid('whoami')).innerText()).includes(config.viewerName), 'navbar names the token');
+  check(await page.locator(tid('nav-deploy')).count() === 0, 'viewer: no Deploy in the navigation');
+  await go(page, 'services');
+  const card = serviceCard(page, config.existingService);
+  await card.waitFor();
+  check(await page.locator(tid('terminate')).count() === 0, 'viewer: no Terminate button');
+  await go(page, 'capabilities');
+  await page.locator(tid('capability-row')).first().waitFor();
+  check(await page.locator(tid('add-capability-form')).count() === 0, 'viewer: no capability form');
+  await page.goto(config.url + '#/deploy');
+  await page.locator(tid('page-deploy')).waitFor();
+  await page.locator(tid('deploy-not-allowed')).waitFor();
+  check(await page.locator(tid('deploy')).count() === 0, 'viewer: no Deploy button');
+  await shot(page, 'viewer-deploy.png');
+
+  // Log out, log in as operator: the actions appear and a deploy works.
+  await page.locator(tid('logout')).click();
+  await login.waitFor();
+  await page.locator(tid('login-reason')).filter({ hasText: 'Logged out' }).waitFor();
+  await page.locator(tid('login-token')).fill(config.operatorToken);
+  await page.locator(tid('login-submit')).click();
+  await waitConnected(page);
+  await page.locator(`${tid('whoami')}[data-role="operator"]`).waitFor();
+  await go(page, 'deploy');
+  await page.locator(tid('blueprint-text')).fill(config.blueprint);
+  await page.locator(tid('client-ok')).waitFor();
+  await page.locator(tid('deploy')).click();
+  await page.locator(`${tid('deployed-state')}[data-state="RUNNING"]`).waitFor({ timeout: 60000 });
+  await ask('service-running', { name: config.serviceName });
+  await go(page, 'services');
+  check(await serviceCard(page, config.serviceName).locator(tid('terminate')).count() === 1,
+    'operator: Terminate button shown');
+
+  // The token is revoked on the node while the page is open: the next poll is a 401.
+  await ask('revoke-operator');
+  await login.waitFor({ timeout: 15000 });
+  await page.locator(tid('login-reason')).filter({ hasText: 'no longer accepts' }).waitFor();
+  check(await page.evaluate(() => window.sessionStorage.getItem('motey.token')) === null,
+    'the revoked token is gone from the session');
+  await shot(page, 'login-after-401.png');
+};
+
 // ------------------------------------------------------------------ main
 
 // Live page: state changes arrive over GET /v1/events (polling is set to a minute, so
@@ -433,7 +492,19 @@ async function main() {
   const pageErrors = [];
   let page;
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    // Test nodes serve HTTPS with their cell's own CA, which this browser does not know.
+    const context = await browser.newContext({
+      viewport: { width: 1280, height: 800 },
+      ignoreHTTPSErrors: true
+    });
+    if (config.token) {
+      // Logged in already: the token in this tab's session, as the login page keeps it.
+      await context.addInitScript((token) => {
+        try {
+          if (!window.sessionStorage.getItem('motey.token')) window.sessionStorage.setItem('motey.token', token);
+        } catch { /* an origin without storage logs in on the page */ }
+      }, config.token);
+    }
     await context.route('**/*', (route) => {
       const url = route.request().url();
       if (isLoopback(url)) return route.continue();

@@ -15,6 +15,7 @@
     this.status = info.status || null;    // HTTP status
     this.error = info.error || null;      // the node's error class, e.g. ValidationError
     this.field = info.field || null;      // the offending field, e.g. images[0].name
+    this.retryAfter = info.retryAfter || null;  // seconds, with a 429
   }
   ApiError.prototype = Object.create(Error.prototype);
   ApiError.prototype.constructor = ApiError;
@@ -47,9 +48,14 @@
     }).join('');
   }
 
-  function Client(base, timeoutMs) {
+  /*
+   * auth (optional): { token: function () -> token or null, onUnauthorized: function (err) }.
+   * The token is sent as "Authorization: Bearer"; a 401 answer calls onUnauthorized.
+   */
+  function Client(base, timeoutMs, auth) {
     this.base = base;
     this.timeoutMs = timeoutMs || 5000;
+    this.auth = auth || null;
     // The blueprint whose POST got no answer, and the key it was sent with: posting the
     // same text again is a retry and reuses the key, so the node creates one service.
     this.unanswered = null;
@@ -62,6 +68,9 @@
     var timer = setTimeout(function () { controller.abort(); }, timeoutMs);
     var init = { method: method, cache: 'no-store', signal: controller.signal, headers: {} };
     if (options.idempotencyKey) init.headers['Idempotency-Key'] = options.idempotencyKey;
+    var auth = this.auth;
+    var token = options.token !== undefined ? options.token : (auth && auth.token ? auth.token() : null);
+    if (token) init.headers['Authorization'] = 'Bearer ' + token;
     if (options.body !== undefined) {
       init.body = options.body;
       init.headers['Content-Type'] = options.contentType || 'application/json';
@@ -76,12 +85,17 @@
         }
         if (!response.ok && response.status !== 304) {
           var body = data && typeof data === 'object' ? data : {};
-          throw new ApiError(body.message || ('HTTP ' + response.status + ' from ' + url), {
+          var error = new ApiError(body.message || ('HTTP ' + response.status + ' from ' + url), {
             kind: 'http',
             status: response.status,
             error: body.error,
-            field: body.field
+            field: body.field,
+            retryAfter: Number(response.headers.get('Retry-After')) || null
           });
+          if (response.status === 401 && auth && auth.onUnauthorized && !options.token) {
+            auth.onUnauthorized(error);
+          }
+          throw error;
         }
         return {
           status: response.status,
@@ -100,6 +114,11 @@
 
   Client.prototype.get = function (path) {
     return this.request('GET', path).then(function (r) { return r.data; });
+  };
+  /* Who a token belongs to; with token given, that one is tried (the login form). */
+  Client.prototype.whoami = function (token) {
+    return this.request('GET', '/v1/whoami', token ? { token: token } : {})
+      .then(function (r) { return r.data; });
   };
   Client.prototype.deploy = function (yamlText, contentType) {
     var self = this;
@@ -189,6 +208,7 @@
   root.MoteyApi = {
     ApiError: ApiError,
     Client: Client,
+    ROLES: ['viewer', 'operator', 'admin'],
     normalizeBase: normalizeBase,
     defaultBase: defaultBase,
     newKey: newKey,

@@ -14,6 +14,7 @@
 
   var STORAGE_API = 'motey.apiBase';
   var STORAGE_POLL = 'motey.pollMs';
+  var STORAGE_TOKEN = 'motey.token';  // sessionStorage: gone when the browser session ends
   var SERVICE_STATES = ['INITIAL', 'INSTANTIATING', 'RUNNING', 'STOPPING', 'TERMINATED', 'ERROR'];
   var LIFECYCLE_PHASES = ['COMMISSION', 'PROVISION', 'OPERATE', 'RECOVER', 'DECOMMISSION'];
   var PAGES = [
@@ -28,6 +29,15 @@
 
   function storageGet(key) {
     try { return window.localStorage.getItem(key); } catch (e) { return null; }
+  }
+  function sessionGet(key) {
+    try { return window.sessionStorage.getItem(key); } catch (e) { return null; }
+  }
+  function sessionSet(key, value) {
+    try {
+      if (value === null) window.sessionStorage.removeItem(key);
+      else window.sessionStorage.setItem(key, value);
+    } catch (e) { /* storage refused: the token lasts for this page only */ }
   }
   function storageSet(key, value) {
     try {
@@ -159,13 +169,79 @@
     live: false,
     cellScope: storageGet('motey.cellScope') === '1',
     owners: [],
+    // who is logged in (GET /v1/whoami); needLogin shows the login page
+    auth: {
+      token: sessionGet(STORAGE_TOKEN),
+      name: null,
+      role: null,
+      mode: null,
+      needLogin: false,
+      reason: ''
+    },
     // UI
     highlight: null,
     toasts: [],
     confirm: null
   });
 
-  var client = new MoteyApi.Client(store.apiBase);
+  // ---------------------------------------------------------------- login and roles
+
+  var authHooks = {
+    token: function () { return store.auth.token; },
+    onUnauthorized: function () {
+      if (store.auth.needLogin) return;  // several requests of one poll may say 401
+      requireLogin(store.auth.token
+        ? 'The node no longer accepts your token (revoked, or another cell). Log in again.'
+        : '');
+    }
+  };
+
+  /* Show the login page and stop polling until someone logs in. */
+  function requireLogin(reason) {
+    store.auth.token = null;
+    store.auth.role = null;
+    store.auth.name = null;
+    store.auth.needLogin = true;
+    store.auth.reason = reason || '';
+    sessionSet(STORAGE_TOKEN, null);
+    pollGeneration += 1;  // answers still on their way are dropped
+    if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; }
+  }
+
+  function acceptLogin(token, who) {
+    store.auth.token = token;
+    sessionSet(STORAGE_TOKEN, token);
+    store.auth.needLogin = false;
+    store.auth.reason = '';
+    setWho(who);
+    pollNow();
+  }
+
+  function setWho(who) {
+    store.auth.name = who.name || null;
+    store.auth.role = who.role || null;
+    store.auth.mode = who.mode || null;
+  }
+
+  /* A node without /v1/whoami (an original Motey) asks for no token at all. */
+  function whoami(api) {
+    return api.whoami().catch(function (err) {
+      if (err.status === 404) return { name: null, role: 'admin', mode: 'open' };
+      throw err;
+    });
+  }
+
+  /* Whether the logged-in role may do what `needed` may (viewer < operator < admin). */
+  function can(needed) {
+    var have = MoteyApi.ROLES.indexOf(store.auth.role);
+    return have >= 0 && have >= MoteyApi.ROLES.indexOf(needed);
+  }
+
+  function logout() {
+    requireLogin('Logged out.');
+  }
+
+  var client = new MoteyApi.Client(store.apiBase, undefined, authHooks);
   var pollTimer = null;
   var pollGeneration = 0;
 
@@ -179,7 +255,9 @@
     var base = store.apiBase;
     var api = client;
     pollTimer = null;
+    if (store.auth.needLogin) return Promise.resolve();
     return Promise.all([
+      whoami(api),
       api.get('/v1/node'),
       api.get('/v1/nodes'),
       api.get(store.cellScope ? '/v1/service?scope=cell' : '/v1/service'),
@@ -187,6 +265,7 @@
       api.get('/v1/nodestatus')
     ]).then(function (results) {
       if (generation !== pollGeneration || base !== store.apiBase) return;
+      setWho(results.shift());
       store.node = results[0];
       store.nodes = Array.isArray(results[1]) ? results[1] : [];
       var listed = results[2] && !Array.isArray(results[2]) ? results[2].services : results[2];
@@ -201,6 +280,7 @@
       store.lastOk = Date.now();
     }, function (err) {
       if (generation !== pollGeneration || base !== store.apiBase) return;
+      if (store.auth.needLogin) return;  // a 401: the login page says why
       store.connected = false;
       store.connectionError = err.message;
       store.connectionErrorKind = err.kind;
@@ -243,7 +323,8 @@
   function setApiBase(base, persist) {
     var normalized = MoteyApi.normalizeBase(base);
     store.apiBase = normalized;
-    client = new MoteyApi.Client(normalized);
+    client = new MoteyApi.Client(normalized, undefined, authHooks);
+    store.auth.needLogin = false;  // try the token with this node; a 401 asks again
     store.node = null;
     store.nodes = [];
     store.services = [];
@@ -326,7 +407,8 @@
       capabilityLabel: capabilityLabel,
       capabilityTitle: capabilityTitle,
       capabilityBadges: capabilityBadges,
-      nodeLabel: nodeLabel
+      nodeLabel: nodeLabel,
+      can: can
     }
   };
 
@@ -584,7 +666,7 @@
       <input class="form-check-input" type="checkbox" id="hide-terminated" v-model="hideTerminated">
       <label class="form-check-label small" for="hide-terminated">Hide terminated</label>
     </div>
-    <a class="btn btn-primary btn-sm" href="#/deploy">Deploy…</a>
+    <a v-if="can('operator')" class="btn btn-primary btn-sm" href="#/deploy">Deploy…</a>
   </div>
   <div v-for="o in silentOwners()" :key="o.ip" class="alert alert-warning py-2" data-testid="silent-owner">
     Owner {{ o.name || o.ip }} ({{ o.ip }}) did not answer: {{ o.message }}
@@ -602,7 +684,7 @@
       <span v-if="s.owner" class="badge text-bg-light border" data-testid="service-owner" :title="'owned by ' + s.owner.ip">owner {{ s.owner.name || s.owner.ip }}</span>
       <span class="ms-auto small text-body-secondary font-monospace" :title="s.id">{{ shortId(s.id) }}</span>
       <span class="small text-body-secondary" :title="fmtTime(s.created_at)">{{ fmtAgo(s.created_at) }}</span>
-      <button class="btn btn-outline-danger btn-sm" data-testid="terminate" :disabled="!canTerminate(s) || busy[s.id]" @click="terminate(s)">Terminate</button>
+      <button v-if="can('operator')" class="btn btn-outline-danger btn-sm" data-testid="terminate" :disabled="!canTerminate(s) || busy[s.id]" @click="terminate(s)">Terminate</button>
     </div>
     <div class="table-responsive">
       <table class="table table-sm mb-0 align-middle">
@@ -650,7 +732,9 @@
       apiOf: function (n) {
         var port = (n.ports && n.ports.api) || MoteyApi.DEFAULT_PORT;
         var host = n.ip && n.ip.indexOf(':') >= 0 ? '[' + n.ip + ']' : n.ip;
-        return 'http://' + host + ':' + port;
+        // The nodes of a cell all speak what this one does (https in secure mode).
+        var scheme = /^https:/.test(store.apiBase) ? 'https://' : 'http://';
+        return scheme + host + ':' + port;
       },
       portsTitle: function (n) {
         return Object.keys(n.ports || {}).map(function (k) { return k + ' ' + n.ports[k]; }).join(', ');
@@ -773,7 +857,7 @@
               <td class="font-monospace">{{ c.value === undefined || c.value === null ? '' : c.value }}</td>
               <td><span class="badge text-bg-light border">{{ c.source }}</span></td>
               <td class="text-end">
-                <button v-if="c.source === 'rest'" class="btn btn-outline-danger btn-sm" data-testid="remove-capability" @click="remove(c)">Remove</button>
+                <button v-if="c.source === 'rest' && can('operator')" class="btn btn-outline-danger btn-sm" data-testid="remove-capability" @click="remove(c)">Remove</button>
                 <span v-else class="small text-body-secondary" :title="'Managed by ' + c.source + '; change it there'">managed by {{ c.source }}</span>
               </td>
             </tr>
@@ -783,7 +867,7 @@
       </div>
     </div>
     <div class="col-lg-4">
-      <form class="card" @submit.prevent="add" data-testid="add-capability-form" novalidate>
+      <form v-if="can('operator')" class="card" @submit.prevent="add" data-testid="add-capability-form" novalidate>
         <div class="card-header fw-semibold">Add a capability</div>
         <div class="card-body">
           <div class="mb-2">
@@ -951,9 +1035,10 @@
                   placeholder="Paste a blueprint here, drop a .yaml file, or load the example." aria-label="Blueprint (YAML)" data-testid="blueprint-text"></textarea>
       </div>
       <div class="d-flex gap-2 mt-2 align-items-center">
-        <button class="btn btn-primary" type="button" :disabled="!canDeploy" @click="deploy" data-testid="deploy">
+        <button v-if="can('operator')" class="btn btn-primary" type="button" :disabled="!canDeploy" @click="deploy" data-testid="deploy">
           <span v-if="sending" class="spinner-border spinner-border-sm me-1"></span>Deploy
         </button>
+        <span v-else class="small text-body-secondary" data-testid="deploy-not-allowed">Your role ({{ store.auth.role || 'none' }}) may not deploy.</span>
         <span class="small text-body-secondary">POST {{ store.apiBase }}/v1/service</span>
       </div>
     </div>
@@ -1031,7 +1116,7 @@
         try { base = MoteyApi.normalizeBase(this.base); } catch (e) { this.error = e.message; return; }
         this.error = '';
         this.probe = 'asking ' + base + ' …';
-        new MoteyApi.Client(base, 4000).get('/v1/node').then(function (n) {
+        new MoteyApi.Client(base, 4000, { token: authHooks.token }).get('/v1/node').then(function (n) {
           self.probe = 'answers: node ' + n.name + ' (' + n.ip + '), ' + n.lifecycle;
         }, function (err) { self.probe = 'no answer: ' + err.message; });
       }
@@ -1064,6 +1149,49 @@
 </div>`
   };
 
+  var LoginPage = {
+    setup: function () {
+      return { store: store, token: Vue.ref(''), error: Vue.ref(''), sending: Vue.ref(false) };
+    },
+    methods: {
+      submit: function () {
+        var self = this;
+        var token = this.token.trim();
+        if (!token) { this.error = 'Enter an API token.'; return; }
+        this.sending = true;
+        this.error = '';
+        client.whoami(token).then(function (who) {
+          self.token = '';
+          acceptLogin(token, who);
+        }, function (err) {
+          if (err.status === 401) self.error = 'This node does not accept that token.';
+          else if (err.status === 429) {
+            self.error = 'Too many failed attempts from this address; try again in ' +
+              (err.retryAfter || 60) + ' s.';
+          } else self.error = err.message;
+        }).then(function () { self.sending = false; });
+      }
+    },
+    template: `
+<div class="container py-5" data-testid="page-login" style="max-width: 32rem">
+  <h1 class="h3 mb-1"><img src="favicon.svg" alt="" width="28" height="28" class="me-2 align-text-top">Motey</h1>
+  <p class="text-body-secondary mb-4">Node <code>{{ store.apiBase }}</code> asks for an API token.</p>
+  <div v-if="store.auth.reason" class="alert alert-warning py-2 small" data-testid="login-reason">{{ store.auth.reason }}</div>
+  <form class="card" @submit.prevent="submit">
+    <div class="card-body">
+      <label class="form-label" for="login-token">API token</label>
+      <input id="login-token" type="password" class="form-control font-monospace mb-2" v-model="token" autocomplete="off" placeholder="motey_…" data-testid="login-token">
+      <div class="form-text mb-3">From <code>motey cell init</code> (the cell's admin token) or <code>motey token create</code> on the node. It is kept in this browser tab only until you close it.</div>
+      <div v-if="error" class="alert alert-danger py-1 px-2 small" data-testid="login-error">{{ error }}</div>
+      <div class="d-flex gap-2 align-items-center">
+        <button class="btn btn-primary" type="submit" :disabled="sending" data-testid="login-submit">Log in</button>
+        <a class="small ms-auto" href="#/settings">Another node…</a>
+      </div>
+    </div>
+  </form>
+</div>`
+  };
+
   var App = {
     mixins: [common],
     components: {
@@ -1072,25 +1200,32 @@
       NodesPage: NodesPage,
       CapabilitiesPage: CapabilitiesPage,
       DeployPage: DeployPage,
-      SettingsPage: SettingsPage
+      SettingsPage: SettingsPage,
+      LoginPage: LoginPage
     },
     setup: function () { return { store: store, PAGES: PAGES }; },
     computed: {
+      pages: function () {
+        return PAGES.filter(function (p) { return p.id !== 'deploy' || can('operator'); });
+      },
       pageComponent: function () { return store.page + '-page'; },
       pollSeconds: function () { return store.pollMs / 1000; },
       apiHost: function () { return store.apiBase.replace(/^https?:\/\//, ''); }
     },
     methods: {
       retry: function () { pollNow(); },
+      logout: logout,
       keydown: function (e) { if (e.key === 'Escape' && store.confirm) store.confirm.resolve(false); }
     },
     mounted: function () { window.addEventListener('keydown', this.keydown); },
     template: `
+<login-page v-if="store.auth.needLogin && store.page !== 'settings'"></login-page>
+<template v-else>
 <nav class="navbar navbar-expand-md bg-dark border-bottom border-body sticky-top" data-bs-theme="dark">
   <div class="container-fluid">
     <a class="navbar-brand fw-semibold" href="#/overview"><img src="favicon.svg" alt="" width="24" height="24" class="me-2 align-text-top">Motey</a>
     <ul class="navbar-nav me-auto flex-row flex-wrap">
-      <li class="nav-item" v-for="p in PAGES" :key="p.id">
+      <li class="nav-item" v-for="p in pages" :key="p.id">
         <a class="nav-link px-2" :class="{ active: store.page === p.id }" :href="'#/' + p.id" :data-testid="'nav-' + p.id">{{ p.title }}</a>
       </li>
     </ul>
@@ -1100,6 +1235,9 @@
       <span v-else-if="store.connected === false" class="text-danger-emphasis">unreachable · <span class="font-monospace">{{ apiHost }}</span></span>
       <span v-else>connecting…</span>
       <a class="nav-link px-2" :class="{ active: store.page === 'settings' }" href="#/settings" data-testid="nav-settings">Settings</a>
+      <span v-if="store.auth.role && store.auth.mode !== 'open'" class="badge text-bg-secondary" data-testid="whoami" :data-role="store.auth.role" :title="'token ' + store.auth.name">{{ store.auth.name }} · {{ store.auth.role }}</span>
+      <span v-else-if="store.auth.mode === 'open'" class="badge text-bg-warning" data-testid="whoami" data-role="open" title="[SECURITY] mode = open: this node asks for no token">open mode</span>
+      <button v-if="store.auth.token" class="btn btn-sm btn-outline-light" type="button" @click="logout" data-testid="logout">Log out</button>
     </span>
   </div>
 </nav>
@@ -1113,6 +1251,9 @@
   </div>
   <button class="btn btn-sm btn-light" @click="retry" data-testid="retry">Retry now</button>
   <a class="btn btn-sm btn-outline-danger" href="#/settings">Choose another node</a>
+</div>
+<div v-if="store.node && store.node.security_mode === 'open'" class="alert alert-warning rounded-0 mb-0 py-1 small" role="alert" data-testid="open-mode-banner">
+  <strong>Open mode:</strong> this node runs with <code>[SECURITY] mode = open</code> &mdash; no authentication, no encryption; anyone on the network controls it. See docs/security.md.
 </div>
 <main class="container-fluid py-3" :class="{ stale: store.connected === false }">
   <component :is="pageComponent"></component>
@@ -1138,6 +1279,7 @@
     </div>
   </div>
   <div class="modal-backdrop show"></div>
+</template>
 </template>`
   };
 
@@ -1154,5 +1296,5 @@
   connectEvents();
 
   // For the browser tests and for the curious operator's console.
-  window.Motey = { store: store, setApiBase: setApiBase, pollNow: pollNow };
+  window.Motey = { store: store, setApiBase: setApiBase, pollNow: pollNow, logout: logout };
 })();

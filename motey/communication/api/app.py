@@ -12,6 +12,8 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from motey import __version__
 from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.communication.api.access import install_access_control
+from motey.communication.api.json_provider import LimitedJSONProvider
 from motey.communication.api.operator_views import streams_blueprint
 from motey.communication.api.streams import StreamService
 from motey.communication.api.views import (
@@ -27,6 +29,8 @@ from motey.orchestrator.cell import CellView
 from motey.orchestrator.idempotency import IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
+from motey.security.access import AccessControl
+from motey.security.audit import AuditLog
 
 log = logbook.Logger(__name__)
 
@@ -48,13 +52,22 @@ def create_app(
     cell: CellView | None = None,
     streams: StreamService | None = None,
     submissions: IdempotentSubmissions | None = None,
+    access: AccessControl | None = None,
+    audit: AuditLog | None = None,
 ) -> Flask:
     """Build the Flask app with every endpoint bound to the given components."""
     app = Flask("motey", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    app.json = LimitedJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if cors_origins:
-        CORS(app, origins=cors_origins, expose_headers=["Location", "Idempotent-Replayed"])
+        CORS(
+            app,
+            origins=cors_origins,
+            expose_headers=["Location", "Idempotent-Replayed", "Retry-After"],
+        )
+    if access is not None:
+        install_access_control(app, access, audit)
 
     app.register_blueprint(service_blueprint(orchestrator, cell, submissions))
     if streams is not None:

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from motey import __version__
 from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.communication.api.access import caller_role
 from motey.errors import UnsupportedMediaType, ValidationError
 from motey.models.service import Service
 from motey.node.identity import NodeIdentity
@@ -18,6 +19,7 @@ from motey.orchestrator.cell import CellView
 from motey.orchestrator.idempotency import Answer, IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
+from motey.security.redaction import redact_service
 
 YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
 COMPOSE_TYPES = ("application/compose+yaml",)
@@ -26,7 +28,7 @@ COMPOSE_TYPES = ("application/compose+yaml",)
 def _service_json(service: Service) -> dict[str, Any]:
     body = service.to_dict()
     body["links"] = {"self": f"/v1/service/{service.id}"}
-    return body
+    return redact_service(body, caller_role())
 
 
 def _yaml_body(types: tuple[str, ...] = YAML_TYPES) -> str:
@@ -181,7 +183,9 @@ def nodes_blueprint(
 
     @bp.get("/v1/node")
     def get_node() -> Any:
-        return jsonify(self_entry())
+        entry = self_entry()
+        entry["security_mode"] = identity.security_mode
+        return jsonify(entry)
 
     @bp.put("/v1/node")
     def set_node() -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 from motey.errors import ValidationError
 from motey.models.node import DEFAULT_PORTS, Node, NodeLifecycle, NodeReachability
 from motey.schemas.cluster import NODE_ID_PATTERN, PRESENCE_SCHEMA
+from motey.schemas.limits import loads_json
 from motey.schemas.validation import validate
 
 TOPIC_REGISTER = "motey/v1/register"
@@ -99,6 +100,9 @@ def encode_presence(node: Node, state: NodeReachability = NodeReachability.REACH
         ],
         "timestamp": time.time(),
     }
+    if node.curve_key:
+        body["curve_key"] = node.curve_key
+        body["curve_sig"] = node.curve_signature
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
@@ -114,9 +118,10 @@ def decode_presence(topic: str, payload: bytes) -> Node | None:
     if len(payload) > MAX_PRESENCE_PAYLOAD:
         raise ValidationError(f"presence of {len(payload)} bytes exceeds {MAX_PRESENCE_PAYLOAD}")
     try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ValidationError(f"presence is not JSON: {exc}") from None
+    data = loads_json(text, "presence")
     validate(data, PRESENCE_SCHEMA, "presence")
     if data["id"] != node_id:
         raise ValidationError(f"presence on {topic} names another node id {data['id']!r}")
@@ -135,4 +140,6 @@ def decode_presence(topic: str, payload: bytes) -> Node | None:
         last_seen=0.0,
         capabilities=list(data.get("capabilities") or []),
         load=float(load) if load is not None else None,
+        curve_key=data.get("curve_key"),
+        curve_signature=data.get("curve_sig"),
     )

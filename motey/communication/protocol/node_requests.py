@@ -64,6 +64,7 @@ from motey.schemas.cluster import (
     SERVICES_REQUEST_SCHEMA,
     STATUS_REPLY_SCHEMA,
 )
+from motey.schemas.limits import loads_json
 from motey.schemas.validation import validate
 from motey.val.plugin import MAX_LOG_LINES, InstanceStatus, LogChunk
 
@@ -137,10 +138,8 @@ def _text(raw: bytes, what: str) -> str:
 
 
 def _json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ValidationError(f"{what} is not valid JSON: {exc}") from None
+    """Parse after the depth check, so nested brackets never reach ``json.loads``."""
+    return loads_json(text, what)
 
 
 def _dump(value: Any) -> bytes:
@@ -178,8 +177,8 @@ def error_from_reply(data: Any) -> MoteyError | None:
 def _maybe_error(text: str) -> None:
     if text.startswith("{"):
         try:
-            data = json.loads(text)
-        except ValueError:
+            data = loads_json(text, "reply")
+        except ValidationError:
             return
         error = error_from_reply(data)
         if error is not None:
@@ -201,8 +200,8 @@ def decode_capability_request(raw: bytes) -> int:
     JSON object with ``version`` >= 2 gets the original's list.
     """
     try:
-        data = json.loads(_text(raw, "capability request") or "null")
-    except (ValidationError, ValueError):
+        data = loads_json(_text(raw, "capability request") or "null", "capability request")
+    except ValidationError:
         return 1
     if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] >= 2:
         return VERSION

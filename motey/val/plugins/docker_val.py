@@ -12,6 +12,7 @@ import logbook
 
 from motey.errors import EngineError, ImageUnavailable, NotFoundError, ValidationError
 from motey.models.image import Image, ImageState
+from motey.schemas.validation import validate
 from motey.val.plugin import (
     LABEL_IMAGE_ID,
     LABEL_NODE_ID,
@@ -22,40 +23,13 @@ from motey.val.plugin import (
     LogChunk,
     VALPlugin,
 )
+from motey.val.plugins.docker_schema import (
+    ALLOWED_PARAMETERS,
+    DOCKER_PARAMETERS_SCHEMA,
+    IGNORED_PARAMETERS,
+)
 
 log = logbook.Logger(__name__)
-
-#: Blueprint ``parameters`` passed through to ``containers.run`` and their JSON types.
-ALLOWED_PARAMETERS: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "command": (str, list),
-    "entrypoint": (str, list),
-    "environment": (dict, list),
-    "ports": (dict,),
-    "volumes": (dict, list),
-    "devices": (list,),
-    "working_dir": (str,),
-    "user": (str, int),
-    "hostname": (str,),
-    "network_mode": (str,),
-    "restart_policy": (dict,),
-    "labels": (dict,),
-    "mem_limit": (str, int),
-    "cpu_shares": (int,),
-    "privileged": (bool,),
-    "cap_add": (list,),
-    "tty": (bool,),
-    "stdin_open": (bool,),
-    "extra_hosts": (dict,),
-    "dns": (list,),
-    "shm_size": (str, int),
-    # The original's Docker plugin took ``detach`` (its own sample blueprint sets it);
-    # Motey always detaches, so it is accepted and ignored.
-    "detach": (bool,),
-}
-
-#: Parameters that are accepted for compatibility but never passed to Docker.
-IGNORED_PARAMETERS = frozenset({"detach"})
 
 #: A container id as Docker prints it: 64 hex digits, or a prefix of them (docker-py's
 #: ``short_id`` is 12 digits, the 2017 docker-py the original used made it 10).
@@ -108,30 +82,29 @@ class DockerVAL(VALPlugin):
         return [{"capability": "docker", "capability_type": "engine"}]
 
     def validate_parameters(self, parameters: dict[str, Any], field: str) -> None:
-        for key, value in parameters.items():
+        if not isinstance(parameters, dict):
+            raise ValidationError(f"invalid blueprint: {field}: must be a mapping", field=field)
+        for key in parameters:
             if key not in ALLOWED_PARAMETERS:
-                allowed = ", ".join(sorted(ALLOWED_PARAMETERS))
+                allowed = ", ".join(ALLOWED_PARAMETERS)
                 raise ValidationError(
                     f"invalid blueprint: {field}.{key}: unknown docker parameter "
                     f"(allowed: {allowed})",
                     field=f"{field}.{key}",
                 )
-            types = ALLOWED_PARAMETERS[key]
-            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                names = " or ".join(t.__name__ for t in types)
+        validate(parameters, DOCKER_PARAMETERS_SCHEMA, "blueprint", prefix=field)
+        labels = parameters.get("labels") or {}
+        if any(str(k).startswith("motey.") for k in labels):
+            raise ValidationError(
+                f"invalid blueprint: {field}.labels: the motey.* labels are reserved",
+                field=f"{field}.labels",
+            )
+        for port in parameters.get("ports") or {}:
+            if not 1 <= int(str(port).split("/", 1)[0]) <= 65535:
                 raise ValidationError(
-                    f"invalid blueprint: {field}.{key}: must be {names}, "
-                    f"got {type(value).__name__}",
-                    field=f"{field}.{key}",
-                )
-            if (
-                isinstance(value, dict)
-                and key == "labels"
-                and any(str(k).startswith("motey.") for k in value)
-            ):
-                raise ValidationError(
-                    f"invalid blueprint: {field}.labels: the motey.* labels are reserved",
-                    field=f"{field}.labels",
+                    f"invalid blueprint: {field}.ports.{port}: container port must be "
+                    "between 1 and 65535",
+                    field=f"{field}.ports.{port}",
                 )
 
     def ensure_image(self, name: str) -> None:

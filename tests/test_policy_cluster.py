@@ -1,0 +1,101 @@
+"""The node that runs an image decides: a peer's policy refuses what the owner allowed,
+and a moved image is granted the device path of the node it moved to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.cluster_helpers import wait_nodes
+from tests.helpers import TEST_IMAGE, unique_name, wait_for
+from tests.test_device_grants import make_char_device
+
+
+@pytest.fixture
+def cell(tmp_path: Path, node_factory: Any, mosquitto: Any) -> Iterator[dict[str, Any]]:
+    """a: no dongle, allows binds of ``data``; b and c: default policy, own device folder."""
+    mqtt = (mosquitto.ip, mosquitto.port)
+    data = tmp_path / "data"
+    data.mkdir()
+    devices = {name: tmp_path / f"dev-{name}" for name in ("b", "c")}
+    for folder in devices.values():
+        folder.mkdir()
+    make_char_device(devices["b"] / "ttyUSB0")
+    nodes = {
+        "a": node_factory(
+            name="cell-a", mqtt=mqtt, extra={"POLICY": {"allowed_bind_paths": str(data)}}
+        )
+    }
+    for name in ("b", "c"):
+        nodes[name] = node_factory(
+            name=f"cell-{name}",
+            mqtt=mqtt,
+            extra={
+                "NODE": {
+                    "device_rules": f"{devices[name]}/ttyUSB*=zigbee",
+                    "device_poll_interval": 0.3,
+                }
+            },
+        )
+    for node in nodes.values():
+        others = {n.ip for n in nodes.values() if n is not node}
+        wait_nodes(node, lambda seen, o=others: o <= set(seen), what=f"{node.name} sees the cell")
+    yield {"nodes": nodes, "devices": devices, "data": data}
+
+
+def blueprint(extra: str = "") -> str:
+    return (
+        f"service_name: {unique_name('pol')}\nimages:\n  - name: {TEST_IMAGE}\n"
+        f"    parameters:\n      command: sleep 300\n{extra}    capabilities: [zigbee]\n"
+    )
+
+
+def devices_of(client: docker.DockerClient, image_id: str) -> list[str]:
+    running = client.containers.list(
+        filters={"label": f"motey.image_id={image_id}", "status": "running"}
+    )
+    return [d["PathOnHost"] for c in running for d in c.attrs["HostConfig"]["Devices"] or []]
+
+
+def test_peer_refuses_a_bind_its_policy_forbids_though_the_owner_allows_it(
+    cell: dict[str, Any], docker_client: docker.DockerClient
+) -> None:
+    a, b = cell["nodes"]["a"], cell["nodes"]["b"]
+    r = a.post_yaml(blueprint(f"      volumes: ['{cell['data']}:/data']\n"))
+    assert r.status_code == 201, r.text  # a's own policy allows the bind
+    service = a.wait_service_state(r.json()["id"], "ERROR")
+    assert "allowed_bind_paths" in service["state_message"], service["state_message"]
+    assert "cell-b" in service["state_message"]
+    assert not docker_client.containers.list(
+        all=True, filters={"label": f"motey.node_id={b.node_id}"}
+    )
+    assert "Traceback" not in b.log()
+
+
+def test_moved_image_is_granted_the_new_nodes_device(
+    cell: dict[str, Any], docker_client: docker.DockerClient
+) -> None:
+    a, b, c = (cell["nodes"][k] for k in "abc")
+    dev_b, dev_c = cell["devices"]["b"], cell["devices"]["c"]
+    sid = a.post_yaml(blueprint()).json()["id"]
+    service = a.wait_service_state(sid, "RUNNING")
+    image_id = service["images"][0]["id"]
+    assert service["images"][0]["node"] == b.ip
+    assert devices_of(docker_client, image_id) == [str(dev_b / "ttyUSB0")]
+
+    make_char_device(dev_c / "ttyUSB3")
+    wait_for(
+        lambda: any(e["capability"] == "zigbee" for e in c.get("/v1/capabilities").json()),
+        what="c to detect its dongle",
+    )
+    (dev_b / "ttyUSB0").unlink()  # pulled from b: the image moves to c
+    wait_for(
+        lambda: devices_of(docker_client, image_id) == [str(dev_c / "ttyUSB3")],
+        timeout=30,
+        what="the image running on c with c's device",
+    )
+    assert a.service(sid)["images"][0]["node"] == c.ip
