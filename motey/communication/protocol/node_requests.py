@@ -14,10 +14,10 @@ deploy
     ``capabilities``, ``node``). Reply: the container id as text (``""`` from an
     original node that could not start it). The original keeps that container id as
     the image's id from then on.
-image logs, services (not in the original; an original node does not listen on their
-ports, and a request to it ends after the client's timeout)
-    Request: ``{"version": 2, "id", "engine", "tail", "since"}`` respectively
-    ``{"version": 2}``. Reply: ``{"lines", "next_since", "truncated"}`` respectively
+image logs, services
+    Not in the original: an original node does not listen on their ports, and a request
+    to it ends after the client's timeout. Request: ``{"version": 2, "id", "engine",
+    "tail", "since"}`` respectively ``{"version": 2}``. Reply: ``{"lines", "next_since", "truncated"}`` respectively
     ``{"node_id", "name", "ip", "services", "truncated"}``.
 claims (new, no original counterpart)
     Request: ``{"version": 2, "node_id": ..., "images": [image ids]}`` — a node back from
