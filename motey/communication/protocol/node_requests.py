@@ -17,8 +17,8 @@ deploy
 image logs, services
     Not in the original: an original node does not listen on their ports, and a request
     to it ends after the client's timeout. Request: ``{"version": 2, "id", "engine",
-    "tail", "since"}`` respectively ``{"version": 2}``. Reply: ``{"lines", "next_since", "truncated"}`` respectively
-    ``{"node_id", "name", "ip", "services", "truncated"}``.
+    "tail", "since"}`` respectively ``{"version": 2}``. Reply: ``{"lines", "next_since",
+    "truncated"}`` respectively ``{"node_id", "name", "ip", "services", "truncated"}``.
 claims (new, no original counterpart)
     Request: ``{"version": 2, "node_id": ..., "images": [image ids]}`` — a node back from
     a cut asks the owner which of the images it runs it may keep. Reply:
