@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import MoteyNode
+from tests.helpers import MoteyNode, wait_for
 
 
 def put(node: MoteyNode, body, method: str = "PUT", content_type: str = "application/json"):
@@ -69,14 +69,21 @@ def test_capability_decides_whether_an_image_can_run(node: MoteyNode) -> None:
         "service_name: needs-zigbee\nimages:\n  - name: motey-test/busybox:latest\n"
         '    parameters: {command: "sleep 300"}\n    capabilities: [zigbee]\n'
     )
-    missing = node.post_yaml(text).json()["id"]
-    service = node.wait_service_state(missing, "ERROR")
-    assert "zigbee" in service["state_message"]
+    waiting = node.post_yaml(text).json()["id"]
+    service = node.wait_service_state(waiting, "INSTANTIATING")
+    wait_for(
+        lambda: node.service(waiting)["images"][0]["awaiting_placement"],
+        what="the image to wait for a node with zigbee",
+    )
+    assert "no node has zigbee" in node.service(waiting)["state_message"]
 
     put(node, [{"capability": "zigbee", "capability_type": "hardware"}])
-    ok = node.post_yaml(text).json()["id"]
-    service = node.wait_service_state(ok, "RUNNING")
+    # the waiting image is placed as soon as the node qualifies; a new one runs at once
+    service = node.wait_service_state(waiting, "RUNNING")
     assert service["images"][0]["node"] == node.ip
+    assert service["images"][0]["awaiting_placement"] is False
+    ok = node.post_yaml(text.replace("needs-zigbee", "has-zigbee")).json()["id"]
+    assert node.wait_service_state(ok, "RUNNING")["images"][0]["node"] == node.ip
 
 
 def test_a_name_with_a_space_works_over_rest_and_in_a_blueprint(node: MoteyNode) -> None:
