@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build a Motey node image locally, without a container registry:
-#   1. a minimal Debian base image (debootstrap --variant=minbase + python3 + venv) turned
-#      into an image with `docker import` -- built once, then reused;
+#   1. a minimal Debian base image (debootstrap --variant=minbase + python3 + venv) packed
+#      into an image archive for `docker load` (scripts/rootfs_image.py) -- built once,
+#      then reused;
 #   2. the Motey wheel from this checkout (python -m build, reproducible);
 #   3. a wheelhouse with Motey's dependencies for the target platform, prepared on the
 #      host (the build container needs no network);
@@ -51,9 +52,9 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
     "$SUITE" "$rootfs" "$MIRROR" >"$rootfs.log" 2>&1 \
     || { tail -20 "$rootfs.log" >&2; exit 1; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/tmp/*
-  say "docker import $BASE"
-  tar -C "$rootfs" --one-file-system -c . | docker import --platform "linux/$ARCH" \
-    -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
+  say "docker load $BASE"
+  # Not `docker import`: it would label an arm64 tree amd64 (see rootfs_image.py).
+  "$VENV/bin/python" scripts/rootfs_image.py "$rootfs" "$BASE" "$ARCH" | docker load >/dev/null
   cleanup_rootfs
   trap - EXIT
 fi
