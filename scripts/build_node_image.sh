@@ -65,9 +65,11 @@ trap 'rm -rf "$context"' EXIT
 mkdir -p "$context/dist" "$context/wheels"
 say "building the Motey wheel"
 # A fixed timestamp makes the wheel byte-identical for identical sources, so Docker's
-# layer cache keeps the install layer when nothing changed.
-SOURCE_DATE_EPOCH=315532800 "$VENV/bin/python" -m build --wheel --outdir "$context/dist" . \
+# layer cache keeps the install layer when nothing changed. The wheel is built from the
+# sdist, in a fresh folder: a build/ left in the checkout could add stale files.
+SOURCE_DATE_EPOCH=315532800 "$VENV/bin/python" -m build --outdir "$context/dist" . \
   >"$context/build.log" 2>&1 || { tail -30 "$context/build.log" >&2; exit 1; }
+rm -f "$context"/dist/*.tar.gz
 wheel=$(ls "$context"/dist/motey-*.whl)
 say "collecting dependency wheels for $ARCH"
 "$VENV/bin/python" -m pip download -q --disable-pip-version-check \
