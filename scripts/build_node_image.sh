@@ -86,4 +86,6 @@ cp motey-docker-image/container-config.sh motey-docker-image/healthcheck.py "$co
 say "docker build -f $DOCKERFILE -t $IMAGE (base $BASE)"
 docker build -q --platform "linux/$ARCH" --build-arg "BASE_IMAGE=$BASE" \
   -f "$DOCKERFILE" -t "$IMAGE" "$context" >/dev/null
+# The image this build replaced (untagged now), and nothing else.
+docker image prune -f --filter label=org.opencontainers.image.title=motey >/dev/null
 say "built $IMAGE: $(docker run --rm --platform "linux/$ARCH" "$IMAGE" --version)"
