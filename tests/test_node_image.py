@@ -91,6 +91,9 @@ def image_node(
                 c.remove(force=True)
 
 
+# On a fresh machine the fixture builds the base images first (debootstrap; for arm64
+# under emulation, about ten minutes); pytest-timeout counts fixture setup too.
+@pytest.mark.timeout(1800)
 def test_image_runs_a_node_that_deploys_a_blueprint(
     image_node: ContainerNode, docker_client: docker.DockerClient
 ) -> None:

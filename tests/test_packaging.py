@@ -107,6 +107,7 @@ def installed_node(installed: Path, tmp_path: Path) -> Iterator[InstalledNode]:
     node.stop()
 
 
+@pytest.mark.timeout(900)  # builds the dists / the venv in its fixtures
 def test_wheel_carries_the_web_client_and_the_default_config(dists: dict[str, Path]) -> None:
     with zipfile.ZipFile(dists["wheel"]) as wheel:
         names = set(wheel.namelist())
@@ -122,6 +123,7 @@ def test_wheel_carries_the_web_client_and_the_default_config(dists: dict[str, Pa
         assert not [n for n in names if "node_modules" in n or n.startswith("tests/")]
 
 
+@pytest.mark.timeout(900)  # builds the dists / the venv in its fixtures
 def test_sdist_carries_what_the_wheel_is_built_from(dists: dict[str, Path]) -> None:
     with tarfile.open(dists["sdist"]) as sdist:
         names = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
@@ -130,6 +132,7 @@ def test_sdist_carries_what_the_wheel_is_built_from(dists: dict[str, Path]) -> N
     assert not [n for n in names if "node_modules" in n or n.startswith("tests/browser")]
 
 
+@pytest.mark.timeout(900)  # builds the dists / the venv in its fixtures
 def test_installed_node_serves_gui_openapi_and_prints_its_config(
     installed: Path, installed_node: InstalledNode, tmp_path: Path
 ) -> None:
