@@ -84,8 +84,9 @@ cp motey-docker-image/container-config.sh motey-docker-image/healthcheck.py "$co
 
 # -- 4. the image ----------------------------------------------------------------------
 say "docker build -f $DOCKERFILE -t $IMAGE (base $BASE)"
-docker build -q --platform "linux/$ARCH" --build-arg "BASE_IMAGE=$BASE" \
-  -f "$DOCKERFILE" -t "$IMAGE" "$context" >/dev/null
+docker build --platform "linux/$ARCH" --build-arg "BASE_IMAGE=$BASE" \
+  -f "$DOCKERFILE" -t "$IMAGE" "$context" >"$context/docker-build.log" 2>&1 \
+  || { tail -40 "$context/docker-build.log" >&2; exit 1; }
 # The image this build replaced (untagged now), and nothing else.
 docker image prune -f --filter label=org.opencontainers.image.title=motey >/dev/null
 say "built $IMAGE: $(docker run --rm --platform "linux/$ARCH" "$IMAGE" --version)"
