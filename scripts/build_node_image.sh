@@ -61,14 +61,15 @@ fi
 
 # -- 2. + 3. build context: the Motey wheel and the dependencies' wheels ----------------
 context=$(mktemp -d)
-trap 'rm -rf "$context"' EXIT
+logs=$(mktemp -d)  # outside the context, which docker build sends whole
+trap 'rm -rf "$context" "$logs"' EXIT
 mkdir -p "$context/dist" "$context/wheels"
 say "building the Motey wheel"
 # A fixed timestamp makes the wheel byte-identical for identical sources, so Docker's
 # layer cache keeps the install layer when nothing changed. The wheel is built from the
 # sdist, in a fresh folder: a build/ left in the checkout could add stale files.
 SOURCE_DATE_EPOCH=315532800 "$VENV/bin/python" -m build --outdir "$context/dist" . \
-  >"$context/build.log" 2>&1 || { tail -30 "$context/build.log" >&2; exit 1; }
+  >"$logs/build.log" 2>&1 || { tail -30 "$logs/build.log" >&2; exit 1; }
 rm -f "$context"/dist/*.tar.gz
 wheel=$(ls "$context"/dist/motey-*.whl)
 say "collecting dependency wheels for $ARCH"
@@ -85,8 +86,8 @@ cp motey-docker-image/container-config.sh motey-docker-image/healthcheck.py "$co
 # -- 4. the image ----------------------------------------------------------------------
 say "docker build -f $DOCKERFILE -t $IMAGE (base $BASE)"
 docker build --platform "linux/$ARCH" --build-arg "BASE_IMAGE=$BASE" \
-  -f "$DOCKERFILE" -t "$IMAGE" "$context" >"$context/docker-build.log" 2>&1 \
-  || { tail -40 "$context/docker-build.log" >&2; exit 1; }
+  -f "$DOCKERFILE" -t "$IMAGE" "$context" >"$logs/docker-build.log" 2>&1 \
+  || { tail -40 "$logs/docker-build.log" >&2; exit 1; }
 # The image this build replaced (untagged now), and nothing else.
 docker image prune -f --filter label=org.opencontainers.image.title=motey >/dev/null
 say "built $IMAGE: $(docker run --rm --platform "linux/$ARCH" "$IMAGE" --version)"
