@@ -25,6 +25,9 @@ templates_path = ["_templates"]
 html_theme = "alabaster"
 
 autosummary_generate = True
+# An annotation naming a class that two modules define (a re-export) links to one of them;
+# that ambiguity is no error in the documentation.
+suppress_warnings = ["ref.python"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 # Re-exports in a package's __all__ are documented once, in the module that defines them.

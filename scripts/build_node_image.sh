@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build a Motey node image locally, without a container registry:
-#   1. a minimal Debian base image (debootstrap --variant=minbase + python3 + venv) turned
-#      into an image with `docker import` -- built once, then reused;
+#   1. a minimal Debian base image (debootstrap --variant=minbase + python3 + venv) packed
+#      into an image archive for `docker load` (scripts/rootfs_image.py) -- built once,
+#      then reused;
 #   2. the Motey wheel from this checkout (python -m build, reproducible);
 #   3. a wheelhouse with Motey's dependencies for the target platform, prepared on the
 #      host (the build container needs no network);
@@ -51,22 +52,25 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
     "$SUITE" "$rootfs" "$MIRROR" >"$rootfs.log" 2>&1 \
     || { tail -20 "$rootfs.log" >&2; exit 1; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/tmp/*
-  say "docker import $BASE"
-  tar -C "$rootfs" --one-file-system -c . | docker import --platform "linux/$ARCH" \
-    -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
+  say "docker load $BASE"
+  # Not `docker import`: it would label an arm64 tree amd64 (see rootfs_image.py).
+  "$VENV/bin/python" scripts/rootfs_image.py "$rootfs" "$BASE" "$ARCH" | docker load >/dev/null
   cleanup_rootfs
   trap - EXIT
 fi
 
 # -- 2. + 3. build context: the Motey wheel and the dependencies' wheels ----------------
 context=$(mktemp -d)
-trap 'rm -rf "$context"' EXIT
+logs=$(mktemp -d)  # outside the context, which docker build sends whole
+trap 'rm -rf "$context" "$logs"' EXIT
 mkdir -p "$context/dist" "$context/wheels"
 say "building the Motey wheel"
 # A fixed timestamp makes the wheel byte-identical for identical sources, so Docker's
-# layer cache keeps the install layer when nothing changed.
-SOURCE_DATE_EPOCH=315532800 "$VENV/bin/python" -m build --wheel --outdir "$context/dist" . \
-  >"$context/build.log" 2>&1 || { tail -30 "$context/build.log" >&2; exit 1; }
+# layer cache keeps the install layer when nothing changed. The wheel is built from the
+# sdist, in a fresh folder: a build/ left in the checkout could add stale files.
+SOURCE_DATE_EPOCH=315532800 "$VENV/bin/python" -m build --outdir "$context/dist" . \
+  >"$logs/build.log" 2>&1 || { tail -30 "$logs/build.log" >&2; exit 1; }
+rm -f "$context"/dist/*.tar.gz
 wheel=$(ls "$context"/dist/motey-*.whl)
 say "collecting dependency wheels for $ARCH"
 "$VENV/bin/python" -m pip download -q --disable-pip-version-check \
@@ -81,6 +85,9 @@ cp motey-docker-image/container-config.sh motey-docker-image/healthcheck.py "$co
 
 # -- 4. the image ----------------------------------------------------------------------
 say "docker build -f $DOCKERFILE -t $IMAGE (base $BASE)"
-docker build -q --platform "linux/$ARCH" --build-arg "BASE_IMAGE=$BASE" \
-  -f "$DOCKERFILE" -t "$IMAGE" "$context" >/dev/null
+docker build --platform "linux/$ARCH" --build-arg "BASE_IMAGE=$BASE" \
+  -f "$DOCKERFILE" -t "$IMAGE" "$context" >"$logs/docker-build.log" 2>&1 \
+  || { tail -40 "$logs/docker-build.log" >&2; exit 1; }
+# The image this build replaced (untagged now), and nothing else.
+docker image prune -f --filter label=org.opencontainers.image.title=motey >/dev/null
 say "built $IMAGE: $(docker run --rm --platform "linux/$ARCH" "$IMAGE" --version)"

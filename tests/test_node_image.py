@@ -23,10 +23,16 @@ def build_image(arch: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-@pytest.fixture(scope="module")
-def node_image() -> str:
-    build_image("amd64")
-    return "motey:latest"
+#: The image each architecture's build makes; arm64 runs here under QEMU user emulation.
+IMAGES = {"amd64": "motey:latest", "arm64": "motey:rpi"}
+
+
+@pytest.fixture(scope="module", params=sorted(IMAGES))
+def node_image(request: pytest.FixtureRequest, docker_client: docker.DockerClient) -> str:
+    arch = request.param
+    build_image(arch)
+    assert docker_client.images.get(IMAGES[arch]).attrs["Architecture"] == arch
+    return arch
 
 
 class ContainerNode(MoteyNode):
@@ -38,9 +44,10 @@ class ContainerNode(MoteyNode):
     ``docker run`` passes SIGTERM on to the node, so ``stop()`` works unchanged.
     """
 
-    def __init__(self, workdir: Path, image: str, **kwargs: Any) -> None:
+    def __init__(self, workdir: Path, arch: str, **kwargs: Any) -> None:
         super().__init__(workdir, **kwargs)
-        self.image = image
+        self.arch = arch
+        self.image = IMAGES[arch]
         self.container = f"motey-image-test-{uuid.uuid4().hex[:8]}"
 
     def start(self, wait: bool = True) -> ContainerNode:
@@ -54,6 +61,7 @@ class ContainerNode(MoteyNode):
             "ORCHESTRATOR_WATCH_INTERVAL": "0.5",
         }
         command = ["docker", "run", "--rm", "--name", self.container, "--network", "host",
+                   "--platform", f"linux/{self.arch}",
                    "-v", "/var/run/docker.sock:/var/run/docker.sock",
                    "-v", f"{self.dir / 'db'}:/var/lib/motey"]  # fmt: skip
         for key, value in settings.items():
@@ -63,7 +71,7 @@ class ContainerNode(MoteyNode):
                 [*command, self.image], stdout=out, stderr=subprocess.STDOUT
             )
         if wait:
-            self.wait_ready(timeout=60)
+            self.wait_ready(timeout=60 if self.arch == "amd64" else 180)
         return self
 
 
@@ -71,7 +79,7 @@ class ContainerNode(MoteyNode):
 def image_node(
     node_image: str, tmp_path: Path, docker_client: docker.DockerClient
 ) -> Iterator[ContainerNode]:
-    node = ContainerNode(tmp_path, node_image)
+    node = ContainerNode(tmp_path, node_image)  # node_image is the architecture
     yield node
     try:
         node.stop()
@@ -83,6 +91,9 @@ def image_node(
                 c.remove(force=True)
 
 
+# On a fresh machine the fixture builds the base images first (debootstrap; for arm64
+# under emulation, about ten minutes); pytest-timeout counts fixture setup too.
+@pytest.mark.timeout(1800)
 def test_image_runs_a_node_that_deploys_a_blueprint(
     image_node: ContainerNode, docker_client: docker.DockerClient
 ) -> None:
@@ -90,6 +101,8 @@ def test_image_runs_a_node_that_deploys_a_blueprint(
     page = image_node.get("/")
     assert page.status_code == 200  # the web client, package data of the installed wheel
     assert page.content == (REPO_ROOT / "webclient" / "index.html").read_bytes()
+    facts = {c["capability"]: c.get("value") for c in image_node.get("/v1/capabilities").json()}
+    assert facts["arch"] == image_node.arch  # arm64: the node really runs emulated
 
     blueprint = (
         f"service_name: {unique_name('image')}\nimages:\n"
@@ -99,7 +112,7 @@ def test_image_runs_a_node_that_deploys_a_blueprint(
     created = image_node.post_yaml(blueprint)
     assert created.status_code == 201, created.text
     service_id = created.json()["id"]
-    service = image_node.wait_service_state(service_id, "RUNNING", timeout=60)
+    service = image_node.wait_service_state(service_id, "RUNNING", timeout=90)
     assert service["images"][0]["node"] == image_node.ip
 
     label = f"motey.service_id={service_id}"
@@ -110,7 +123,7 @@ def test_image_runs_a_node_that_deploys_a_blueprint(
     assert image_node.delete(f"/v1/service/{service_id}").status_code in (200, 202, 204)
     wait_for(
         lambda: not docker_client.containers.list(filters={"label": label}),
-        timeout=30,
+        timeout=60,
         what="the service's container to stop",
     )
     assert image_node.stop() == 0

@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 
+from motey.cli import main
 from motey.communication.api.app import WEBCLIENT_ASSETS
+from motey.config import default_config_path, load_config
+from motey.packaged import default_config_file
 from tests.helpers import REPO_ROOT, MoteyNode
 
 
@@ -104,6 +107,7 @@ def installed_node(installed: Path, tmp_path: Path) -> Iterator[InstalledNode]:
     node.stop()
 
 
+@pytest.mark.timeout(900)  # builds the dists / the venv in its fixtures
 def test_wheel_carries_the_web_client_and_the_default_config(dists: dict[str, Path]) -> None:
     with zipfile.ZipFile(dists["wheel"]) as wheel:
         names = set(wheel.namelist())
@@ -119,6 +123,7 @@ def test_wheel_carries_the_web_client_and_the_default_config(dists: dict[str, Pa
         assert not [n for n in names if "node_modules" in n or n.startswith("tests/")]
 
 
+@pytest.mark.timeout(900)  # builds the dists / the venv in its fixtures
 def test_sdist_carries_what_the_wheel_is_built_from(dists: dict[str, Path]) -> None:
     with tarfile.open(dists["sdist"]) as sdist:
         names = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
@@ -127,6 +132,7 @@ def test_sdist_carries_what_the_wheel_is_built_from(dists: dict[str, Path]) -> N
     assert not [n for n in names if "node_modules" in n or n.startswith("tests/browser")]
 
 
+@pytest.mark.timeout(900)  # builds the dists / the venv in its fixtures
 def test_installed_node_serves_gui_openapi_and_prints_its_config(
     installed: Path, installed_node: InstalledNode, tmp_path: Path
 ) -> None:
@@ -136,6 +142,11 @@ def test_installed_node_serves_gui_openapi_and_prints_its_config(
         cwd=tmp_path, capture_output=True, text=True, check=True, env=clean_env(),
     ).stdout.strip()  # fmt: skip
     assert Path(where).is_relative_to(installed) and not Path(where).is_relative_to(REPO_ROOT)
+    default = subprocess.run(
+        [python, "-c", "from motey.config import default_config_path as d; print(d())"],
+        cwd=tmp_path, capture_output=True, text=True, check=True, env=clean_env(),
+    ).stdout.strip()  # fmt: skip
+    assert default == "/etc/motey/config.ini"  # no data written inside site-packages
 
     example = subprocess.run(
         [str(installed / "bin" / "motey"), "config-example"],
@@ -156,3 +167,24 @@ def test_installed_node_serves_gui_openapi_and_prints_its_config(
     assert spec.status_code == 200, spec.text
     assert spec.json()["openapi"].startswith("3.") and "/v1/service" in spec.json()["paths"]
     assert installed_node.stop() == 0
+
+
+def test_checkout_finds_its_own_web_client_and_config(tmp_path: Path) -> None:
+    """In a checkout the files stay where they are edited; an explicit path still wins."""
+    assert default_config_path() == REPO_ROOT / "config.ini"
+    assert default_config_file() == REPO_ROOT / "config.ini"
+    assert load_config(REPO_ROOT / "config.ini", environ={})["WEBSERVER"]["webclient_path"] == str(
+        REPO_ROOT / "webclient"
+    )
+    (tmp_path / "client").mkdir()
+    (tmp_path / "node.ini").write_text("[WEBSERVER]\nwebclient_path = client\n")
+    config = load_config(tmp_path / "node.ini", environ={})
+    assert config["WEBSERVER"]["webclient_path"] == str(tmp_path / "client")
+
+
+def test_config_example_needs_no_config_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MOTEY_CONFIG", str(tmp_path / "absent.ini"))
+    assert main(["config-example"]) == 0
+    assert capsys.readouterr().out == (REPO_ROOT / "config.ini").read_text(encoding="utf-8")
