@@ -439,8 +439,11 @@ def cmd_logs(client: NodeClient, args: argparse.Namespace) -> int:
             names = ", ".join(_image_label(i) for i in chosen)
             raise ClientError(f"--follow needs one image; choose one of: {names}", EXIT_INPUT)
         path = f"/v1/service/{service['id']}/images/{chosen[0]['id']}/logs{query}&follow=1"
-        for line in client.stream_lines(path, timeout=24 * 3600):
-            print(line, flush=True)
+        for kind, data in client.sse(path, timeout=24 * 3600):
+            if kind == "end":
+                print(f"motey: log stream ended: {json.loads(data)}", file=sys.stderr)
+                break
+            print(data, flush=True)
         return 0
     collected = []
     for image in chosen:

@@ -485,15 +485,22 @@
       var self = this;
       var path = '/v1/service/' + encodeURIComponent(this.serviceId) + '/images/' +
         encodeURIComponent(this.imageId) + '/logs?tail=200&follow=1';
-      this.handle = client.stream(path, function (chunk) {
-        var text = self.text + chunk;
+      // Server-Sent Events: the node's comment lines let it notice a closed panel.
+      this.handle = client.sse(path, function (kind, data) {
+        if (kind === 'end') {
+          var reason = data;
+          try { reason = JSON.parse(data); } catch (e) { /* plain text */ }
+          self.ended = 'log stream ended: ' + reason;
+          return;
+        }
+        var text = self.text + data + '\n';
         self.text = text.length > LOG_LIMIT ? text.slice(text.length - LOG_LIMIT) : text;
         Vue.nextTick(function () {
           var pre = self.$refs.pre;
           if (pre) pre.scrollTop = pre.scrollHeight;
         });
-      }, function (err) {
-        self.ended = err ? 'log stream ended: ' + err.message : 'log stream ended';
+      }, null, function (err) {
+        if (!self.ended) self.ended = err ? 'log stream ended: ' + err.message : 'log stream ended';
       });
     },
     beforeUnmount: function () { if (this.handle) this.handle.close(); },
