@@ -228,6 +228,12 @@ class EventBus:
 
     def node_changed(self, node: dict[str, Any]) -> None:
         """A stored node entry: emit when its reachability, phase or name changed."""
+        if node.get("removed"):
+            with self._lock:
+                for key in [k for k, v in self._nodes.items() if v[3] == node.get("ip")]:
+                    del self._nodes[key]
+            self.publish("node", {"ip": node.get("ip"), "state": None, "removed": True})
+            return
         key = str(node.get("id") or node.get("ip"))
         now = (node.get("state"), node.get("lifecycle"), node.get("name"), node.get("ip"))
         with self._lock:
