@@ -581,7 +581,7 @@
 <div data-testid="page-services">
   <div class="d-flex flex-wrap gap-2 align-items-center mb-3">
     <h2 class="h4 mb-0 me-auto">Services <small class="text-body-secondary fs-6">{{ store.cellScope ? 'of the whole cell' : 'owned by this node' }}</small>
-      <span v-if="store.live" class="badge text-bg-light border fs-6 align-middle" title="changes arrive over GET /v1/events" data-testid="live">live</span></h2>
+      <span v-if="store.live" class="badge text-bg-light border fw-normal align-middle" style="font-size: .7rem" title="changes arrive over GET /v1/events" data-testid="live">live</span></h2>
     <div class="form-check form-switch mb-0">
       <input class="form-check-input" type="checkbox" id="cell-scope" data-testid="cell-scope" :checked="store.cellScope" @change="setCellScope($event.target.checked)">
       <label class="form-check-label small" for="cell-scope">Whole cell</label>
