@@ -209,7 +209,8 @@
       // While the event stream is open it says when to look again; polling stays as a
       // slow safety net.
       if (generation === pollGeneration) {
-        schedulePoll(store.live ? Math.max(store.pollMs, 30000) : store.pollMs);
+        // (other owners' changes are not on this node's stream: the cell view keeps polling)
+        schedulePoll(store.live && !store.cellScope ? Math.max(store.pollMs, 30000) : store.pollMs);
       }
     });
   }
