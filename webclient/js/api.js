@@ -143,13 +143,15 @@
 
   /*
    * A Server-Sent Events stream: onEvent(kind, text) for each event (its data lines joined
-   * by newlines), onOpen() at the first bytes, onEnd(error or null). Returns { close() }.
+   * by newlines), onOpen() at the first bytes, onEnd(error or null), onBytes() whenever
+   * anything arrives (comment lines included: a watchdog's sign of life). Returns { close() }.
    */
-  Client.prototype.sse = function (path, onEvent, onOpen, onEnd) {
+  Client.prototype.sse = function (path, onEvent, onOpen, onEnd, onBytes) {
     var buffer = '';
     var opened = false;
     return this.stream(path, function (text) {
       if (!opened) { opened = true; if (onOpen) onOpen(); }
+      if (onBytes) onBytes();
       buffer += text;
       var blocks = buffer.split('\n\n');
       buffer = blocks.pop();
@@ -166,12 +168,12 @@
   };
 
   /* The events of /v1/events: onEvent(kind, object) for each; returns { close() }. */
-  Client.prototype.events = function (onEvent, onOpen, onEnd) {
+  Client.prototype.events = function (onEvent, onOpen, onEnd, onBytes) {
     return this.sse('/v1/events', function (kind, text) {
       var data;
       try { data = JSON.parse(text); } catch (e) { return; /* a malformed event is skipped */ }
       onEvent(kind, data);
-    }, onOpen, onEnd);
+    }, onOpen, onEnd, onBytes);
   };
 
   root.MoteyApi = {

@@ -219,22 +219,35 @@
   var eventStream = null;
   var eventTimer = null;
   var eventRetry = null;
+  var eventSeen = 0;
   function connectEvents() {
     if (eventStream) eventStream.close();
     if (eventRetry) clearTimeout(eventRetry);
     var base = store.apiBase;
+    var ended = false;
+    function end() {
+      if (ended || base !== store.apiBase) return;
+      ended = true;
+      if (eventStream) eventStream.close();
+      store.live = false;
+      pollNow();  // the stream ending may mean the node went away: look at once
+      eventRetry = setTimeout(connectEvents, 3000);
+    }
+    eventSeen = Date.now();
     eventStream = client.events(function () {
       if (eventTimer) return;  // a burst of changes becomes one refresh
       eventTimer = setTimeout(function () { eventTimer = null; pollNow(); }, 100);
     }, function () {
       store.live = true;
       pollNow();
-    }, function () {
-      if (base !== store.apiBase) return;
-      store.live = false;
-      eventRetry = setTimeout(connectEvents, 3000);
-    });
+    }, end, function () { eventSeen = Date.now(); });
+    eventStream.end = end;
   }
+  // The node writes a comment line every 5 s; a stream silent for 12 s (a frozen node, a
+  // cut cable) is treated as gone.
+  setInterval(function () {
+    if (store.live && eventStream && Date.now() - eventSeen > 12000) eventStream.end();
+  }, 2000);
 
   function pollNow() {
     pollGeneration += 1;  // an answer still on its way is dropped
