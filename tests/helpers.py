@@ -218,9 +218,7 @@ class MoteyNode:
         env["MOTEY_ADDR"] = self.url
         return env
 
-    def cli(
-        self, *args: str, timeout: float = 60, **kw: Any
-    ) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:
         """Run ``motey ARGS`` (a client command) against this node."""
         return subprocess.run(
             [sys.executable, "-m", "motey", *args],

@@ -83,7 +83,6 @@ class NodeRequestHandler:
         log.info("peer asks to terminate image {}", ref.id)
         return proto.encode_terminate_reply(ref, self._executor.terminate(ref.as_image()))
 
-
     def _logs(self, raw: bytes) -> bytes:
         request = proto.decode_logs_request(raw)
         chunk = self._executor.logs(request.ref.as_image(), tail=request.tail, since=request.since)
