@@ -1,5 +1,5 @@
 """The client commands of ``motey``: deploy, services, service, terminate, nodes,
-capabilities, logs. Each talks to one node's REST API (see :mod:`motey.client.http`).
+capabilities, logs. Each talks to one node's REST API (see :mod:`motey.client.rest`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from motey.client.http import (
+from motey.client.rest import (
     EXIT_FAILED,
     EXIT_INPUT,
     ClientError,
