@@ -16,13 +16,13 @@ from typing import Any
 
 import yaml
 
+from motey.client.output import Progress, print_table, short
 from motey.client.rest import (
     EXIT_FAILED,
     EXIT_INPUT,
     ClientError,
     NodeClient,
 )
-from motey.client.output import Progress, print_table, short
 
 COMPOSE_TYPE = "application/compose+yaml"
 BLUEPRINT_TYPE = "application/x-yaml"
