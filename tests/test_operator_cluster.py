@@ -159,6 +159,9 @@ def test_cell_scope_names_an_owner_that_stopped(cell: Cell) -> None:
     assert {o["name"]: o["answered"] for o in view["owners"]} == {"op-a": True, "op-b": True}
     cli = cell.a.cli("services", "--cell")
     assert cli.returncode == 0 and "op-b" in cli.stdout and "OWNER" in cli.stdout
+    elsewhere = cell.a.cli("service", ids["op-b"])
+    assert elsewhere.returncode == 1
+    assert f"owned by op-b: use --node http://{cell.b.ip}:5023" in elsewhere.stderr
 
     with cell.a.get("/v1/events", stream=True, timeout=30) as stream:
         cell.b.stop()

@@ -157,7 +157,24 @@ def _find_service(client: NodeClient, ref: str) -> dict[str, Any]:
     active = [s for s in named if s.get("state") != "TERMINATED"] or named
     if active:
         return dict(active[-1])
-    raise ClientError(f"no service {ref!r} on {client.base} (motey services lists them)")
+    raise ClientError(f"no service {ref!r} on {client.base}{_owner_hint(client, ref)}")
+
+
+def _owner_hint(client: NodeClient, ref: str) -> str:
+    """Where a service this node does not own lives, if another owner has it."""
+    try:
+        cell = client.get_json("/v1/service?scope=cell")
+    except ClientError:
+        return " (motey services lists them)"
+    for service in cell.get("services") or []:
+        if service["id"].startswith(ref) or service.get("service_name") == ref:
+            owner = service.get("owner") or {}
+            port = owner.get("api_port") or 5023
+            return (
+                f"; it is owned by {owner.get('name') or owner.get('ip')}: use "
+                f"--node http://{owner.get('ip')}:{port}"
+            )
+    return " (motey services --cell lists every owner's)"
 
 
 def _image_label(image: dict[str, Any]) -> str:
