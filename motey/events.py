@@ -141,8 +141,8 @@ class EventBus:
                 raise Busy("the node is shutting down; no new event streams")
             if len(self._subs) >= self._max:
                 raise Busy(
-                    f"{self._max} event streams are already open on this node "
-                    "([WEBSERVER] max_streams); close one or try later"
+                    f"{self._max} event subscriptions are already open on this node; "
+                    "close one or try later"
                 )
             sub = Subscription(self)
             self._subs.append(sub)
