@@ -144,8 +144,8 @@ class EventBus:
                 raise Busy("the node is shutting down; no new event streams")
             if len(self._subs) >= self._max:
                 raise Busy(
-                    f"{self._max} event streams are already open on this node "
-                    "([WEBSERVER] max_streams); close one or try later"
+                    f"{self._max} event subscriptions are already open on this node; "
+                    "close one or try later"
                 )
             sub = Subscription(self)
             self._subs.append(sub)
@@ -231,6 +231,12 @@ class EventBus:
 
     def node_changed(self, node: dict[str, Any]) -> None:
         """A stored node entry: emit when its reachability, phase or name changed."""
+        if node.get("removed"):
+            with self._lock:
+                for key in [k for k, v in self._nodes.items() if v[3] == node.get("ip")]:
+                    del self._nodes[key]
+            self.publish("node", {"ip": node.get("ip"), "state": None, "removed": True})
+            return
         key = str(node.get("id") or node.get("ip"))
         now = (node.get("state"), node.get("lifecycle"), node.get("name"), node.get("ip"))
         with self._lock:

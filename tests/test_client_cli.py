@@ -228,3 +228,16 @@ def test_help_has_examples() -> None:
         )
         assert helped.returncode == 0 and "examples:" in helped.stdout
         assert "--node" in helped.stdout and "-o" in helped.stdout
+
+
+def test_deploy_wait_polls_when_no_event_stream_is_free(node_factory: Any, tmp_path: Path) -> None:
+    node = node_factory(extra={"WEBSERVER": {"max_streams": 1}})
+    held = node.get("/v1/events", stream=True, timeout=30)  # the only stream slot
+    try:
+        assert held.status_code == 200
+        path = _blueprint(tmp_path, unique_name("polled"), "sleep 600")
+        result = node.cli("deploy", str(path), "--wait", "--timeout", "60", "-o", "json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["state"] == "RUNNING"
+    finally:
+        held.close()

@@ -67,6 +67,15 @@ def test_each_service_becomes_an_image_with_its_settings() -> None:
     assert camera["capabilities"] == ["camera", "!gpu", "arch=arm64"]
 
 
+def test_host_container_pairs_are_strings_as_in_compose() -> None:
+    """YAML 1.1 would read an unquoted 22:22 as 1342 (base 60); Compose reads a string."""
+    blueprint = compose("services:\n  a:\n    image: x\n    ports:\n      - 22:22\n      - 80\n")
+    assert blueprint["images"][0]["parameters"]["ports"] == {"22/tcp": 22, "80/tcp": None}
+    assert compose("name: n\nservices:\n  a:\n    image: x\n    environment: {A: 1.5}\n")["images"][
+        0
+    ]["parameters"]["environment"] == {"A": "1.5"}
+
+
 def test_the_name_comes_from_the_request_when_the_file_has_none() -> None:
     text = f"services:\n  a:\n    image: {TEST_IMAGE}\n"
     assert compose_to_blueprint(text, "my project")["service_name"] == "my-project"
@@ -125,6 +134,8 @@ def test_keys_motey_cannot_honour_are_all_named(text: str, named: list[str]) -> 
         ),
         (f"image: {TEST_IMAGE}\n    ports: ['8000-8010:8000-8010']", "services.a.ports[0]"),
         (f"image: {TEST_IMAGE}\n    volumes: ['/anonymous']", "services.a.volumes[0]"),
+        (f"image: {TEST_IMAGE}\n    volumes: ['./data:/data']", "services.a.volumes[0]"),
+        (f"image: {TEST_IMAGE}\n    ports: ['70000:80']", "services.a.ports[0]"),
         (
             f"image: {TEST_IMAGE}\n    environment: {{FROM_SHELL: null}}",
             "services.a.environment.FROM_SHELL",

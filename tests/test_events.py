@@ -129,3 +129,50 @@ def test_only_real_changes_become_events_and_a_slow_subscriber_is_dropped() -> N
         bus.capabilities_changed("n", [{"capability": str(n)}])
     assert sub.closed.is_set()  # fell behind: dropped, not blocking the publisher
     bus.close()
+
+
+def _quiet_image_logs(node: MoteyNode) -> str:
+    """Deploy a container that prints one line and then nothing; its logs path."""
+    created = node.post_yaml(
+        f"""
+        service_name: {unique_name("quiet")}
+        images:
+          - name: {TEST_IMAGE}
+            parameters: {{command: ["sh", "-c", "echo only-line; sleep 600"]}}
+        """
+    ).json()
+    service = node.wait_service_state(created["id"], "RUNNING")
+    path = f"/v1/service/{service['id']}/images/{service['images'][0]['id']}/logs"
+    wait_for(lambda: "only-line" in node.get(path).text, what="the line logged")
+    return path + "?follow=1"
+
+
+def test_followed_logs_end_at_the_follow_limit(node_factory: Any) -> None:
+    node = node_factory(extra={"WEBSERVER": {"follow_limit": 3}})
+    path = _quiet_image_logs(node)
+    started = time.monotonic()
+    plain = node.get(path, timeout=30)
+    assert plain.text == "only-line\n[motey: log stream ended: follow limit reached]\n"
+    assert 2.5 < time.monotonic() - started < 10
+
+
+def test_a_log_reader_that_left_frees_its_slot(node_factory: Any) -> None:
+    """With Server-Sent Events, a reader gone from a quiet container is noticed at the
+    next comment line (every 5 s), long before the follow limit."""
+    node = node_factory(extra={"WEBSERVER": {"max_streams": 1, "follow_limit": 300}})
+    path = _quiet_image_logs(node)
+    reader = node.get(path, headers={"Accept": "text/event-stream"}, stream=True, timeout=30)
+    assert reader.headers["Content-Type"].startswith("text/event-stream")
+    lines = reader.iter_lines(decode_unicode=True)
+    assert [next(lines) for _ in range(4)] == ["retry: 2000", ": following", "", "data: only-line"]
+    assert node.get("/v1/events", timeout=10).status_code == 503  # the one slot is taken
+    reader.close()
+    closed = time.monotonic()
+
+    def slot_free() -> bool:
+        response = node.get("/v1/events", stream=True, timeout=10)
+        response.close()
+        return response.status_code == 200
+
+    wait_for(slot_free, timeout=15, what="the slot of the reader that left")
+    assert time.monotonic() - closed < 12

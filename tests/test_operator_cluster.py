@@ -18,6 +18,7 @@ from motey.models.image import Image
 from motey.models.node import DEFAULT_PORTS, Node
 from tests.cluster_helpers import wait_nodes
 from tests.helpers import TEST_IMAGE, Mosquitto, MoteyNode, next_loopback, unique_name, wait_for
+from tests.test_events import sse
 
 
 class Cell:
@@ -158,12 +159,16 @@ def test_cell_scope_names_an_owner_that_stopped(cell: Cell) -> None:
     assert {o["name"]: o["answered"] for o in view["owners"]} == {"op-a": True, "op-b": True}
     cli = cell.a.cli("services", "--cell")
     assert cli.returncode == 0 and "op-b" in cli.stdout and "OWNER" in cli.stdout
+    elsewhere = cell.a.cli("service", ids["op-b"])
+    assert elsewhere.returncode == 1
+    assert f"owned by op-b: use --node http://{cell.b.ip}:5023" in elsewhere.stderr
 
-    cell.b.stop()
-    wait_for(
-        lambda: cell.b.ip not in {n["ip"] for n in cell.a.get("/v1/nodes").json()},
-        what="b said goodbye",
-    )
+    with cell.a.get("/v1/events", stream=True, timeout=30) as stream:
+        cell.b.stop()
+        for kind, data in sse(stream):
+            if kind == "node" and data.get("removed") and data["ip"] == cell.b.ip:
+                break  # the web client hears of it at once
+    assert cell.b.ip not in {n["ip"] for n in cell.a.get("/v1/nodes").json()}
     view = cell.a.get("/v1/service?scope=cell", timeout=20).json()
     silent = [o for o in view["owners"] if not o["answered"]]
     assert [(o["ip"], o["name"]) for o in silent] == [(cell.b.ip, "op-b")]

@@ -76,3 +76,16 @@ def test_services_reply_leaves_out_history_and_keeps_the_newest_that_fit() -> No
         proto.decode_services_request(b"list please")
     with pytest.raises(ValidationError):
         proto.decode_services_reply(json.dumps([1, 2]).encode())
+
+
+def test_docker_output_is_split_into_lines_with_the_next_since() -> None:
+    from motey.val.plugins.docker_val import _log_chunk
+
+    text = "2026-11-29T12:00:00.000001000Z first\n2026-11-29T12:00:01.500000000Z second line\n"
+    chunk = _log_chunk(text, None)
+    assert chunk.lines == ["first", "second line"] and not chunk.truncated
+    assert chunk.next_since == pytest.approx(1795953601.500001, abs=1e-5)
+    assert _log_chunk("", 42.0).next_since == 42.0  # nothing new: ask from the same point
+    big = "".join(f"2026-11-29T12:00:00.0Z {'x' * 1000}\n" for _ in range(600))
+    cut = _log_chunk(big, None)
+    assert cut.truncated and 0 < len(cut.lines) < 600  # 512 KiB, the newest kept

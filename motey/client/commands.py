@@ -1,5 +1,5 @@
 """The client commands of ``motey``: deploy, services, service, terminate, nodes,
-capabilities, logs. Each talks to one node's REST API (see :mod:`motey.client.http`).
+capabilities, logs. Each talks to one node's REST API (see :mod:`motey.client.rest`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 import yaml
 
-from motey.client.http import (
+from motey.client.output import Progress, print_table, short
+from motey.client.rest import (
     EXIT_FAILED,
     EXIT_INPUT,
     ClientError,
     NodeClient,
 )
-from motey.client.output import Progress, print_table, short
 
 COMPOSE_TYPE = "application/compose+yaml"
 BLUEPRINT_TYPE = "application/x-yaml"
@@ -157,7 +157,24 @@ def _find_service(client: NodeClient, ref: str) -> dict[str, Any]:
     active = [s for s in named if s.get("state") != "TERMINATED"] or named
     if active:
         return dict(active[-1])
-    raise ClientError(f"no service {ref!r} on {client.base} (motey services lists them)")
+    raise ClientError(f"no service {ref!r} on {client.base}{_owner_hint(client, ref)}")
+
+
+def _owner_hint(client: NodeClient, ref: str) -> str:
+    """Where a service this node does not own lives, if another owner has it."""
+    try:
+        cell = client.get_json("/v1/service?scope=cell")
+    except ClientError:
+        return " (motey services lists them)"
+    for service in cell.get("services") or []:
+        if service["id"].startswith(ref) or service.get("service_name") == ref:
+            owner = service.get("owner") or {}
+            port = owner.get("api_port") or 5023
+            return (
+                f"; it is owned by {owner.get('name') or owner.get('ip')}: use "
+                f"--node http://{owner.get('ip')}:{port}"
+            )
+    return " (motey services --cell lists every owner's)"
 
 
 def _image_label(image: dict[str, Any]) -> str:
@@ -439,8 +456,11 @@ def cmd_logs(client: NodeClient, args: argparse.Namespace) -> int:
             names = ", ".join(_image_label(i) for i in chosen)
             raise ClientError(f"--follow needs one image; choose one of: {names}", EXIT_INPUT)
         path = f"/v1/service/{service['id']}/images/{chosen[0]['id']}/logs{query}&follow=1"
-        for line in client.stream_lines(path, timeout=24 * 3600):
-            print(line, flush=True)
+        for kind, data in client.sse(path, timeout=24 * 3600):
+            if kind == "end":
+                print(f"motey: log stream ended: {json.loads(data)}", file=sys.stderr)
+                break
+            print(data, flush=True)
         return 0
     collected = []
     for image in chosen:

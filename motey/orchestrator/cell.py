@@ -40,7 +40,12 @@ class CellView:
 
     def list_services(self) -> dict[str, Any]:
         """``{"services": [...each with "owner"], "owners": [...each with "answered"]}``."""
-        me = {"id": self._identity.id, "name": self._identity.name, "ip": self._identity.ip}
+        me = {
+            "id": self._identity.id,
+            "name": self._identity.name,
+            "ip": self._identity.ip,
+            "api_port": self._identity.ports.get("api"),
+        }
         services = [{**s.to_dict(), "owner": me} for s in self._services.all()]
         owners: list[dict[str, Any]] = [
             {**me, "self": True, "answered": True, "message": "", "services": len(services)}
@@ -54,7 +59,13 @@ class CellView:
                 answers = list(pool.map(self._ask, peers.values()))
             for node, (reply, error) in zip(peers.values(), answers, strict=True):
                 key = node.id or node.ip
-                owner = {"id": node.id, "name": node.name, "ip": node.ip, "self": False}
+                owner = {
+                    "id": node.id,
+                    "name": node.name,
+                    "ip": node.ip,
+                    "api_port": node.ports.get("api"),
+                    "self": False,
+                }
                 if error is not None:
                     owners.append({**owner, "answered": False, "message": error, "services": 0})
                     continue
@@ -75,7 +86,8 @@ class CellView:
                     }
                 )
                 services.extend(
-                    {**s, "owner": {k: owner[k] for k in ("id", "name", "ip")}} for s in listed
+                    {**s, "owner": {k: owner[k] for k in ("id", "name", "ip", "api_port")}}
+                    for s in listed
                 )
         return {"services": services, "owners": owners}
 

@@ -44,14 +44,36 @@ SERVICE_KEYS = frozenset(
 )
 
 _RESTART = {"no": None, "always": "always", "unless-stopped": "unless-stopped"}
-_CONSTRAINT = re.compile(
-    r"^\s*node\.labels\.([A-Za-z0-9_.:/-]{1,128})\s*(==|!=)\s*(\S{1,256})\s*$"
-)
+_CONSTRAINT = re.compile(r"^\s*node\.labels\.([A-Za-z0-9_.:/-]{1,128})\s*(==|!=)\s*(\S{1,256})\s*$")
 _PORT = re.compile(
     r"^(?:(?:(?P<ip>\d{1,3}(?:\.\d{1,3}){3}):)?(?P<host>\d{1,5}):)?(?P<container>\d{1,5})"
     r"(?:/(?P<proto>tcp|udp|sctp))?$"
 )
 _PROJECT = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML as Compose reads it (YAML 1.2): ``22:22`` is a string, not 1342 in base 60."""
+
+
+_BASE_60 = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_ComposeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _BASE_60]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ComposeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_ComposeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
 
 
 def compose_to_blueprint(text: str, name: str | None = None) -> dict[str, Any]:
@@ -62,7 +84,7 @@ def compose_to_blueprint(text: str, name: str | None = None) -> dict[str, Any]:
             f"Compose file is larger than {MAX_BLUEPRINT_BYTES // 1024} KiB", field="(document)"
         )
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ComposeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -84,15 +106,11 @@ def compose_to_blueprint(text: str, name: str | None = None) -> dict[str, Any]:
         refused.extend(f"services.{key}.{k}" for k in body if k not in SERVICE_KEYS)
         deploy = body.get("deploy")
         if isinstance(deploy, dict):
-            refused.extend(
-                f"services.{key}.deploy.{k}" for k in deploy if k != "placement"
-            )
+            refused.extend(f"services.{key}.deploy.{k}" for k in deploy if k != "placement")
             placement = deploy.get("placement")
             if isinstance(placement, dict):
                 refused.extend(
-                    f"services.{key}.deploy.placement.{k}"
-                    for k in placement
-                    if k != "constraints"
+                    f"services.{key}.deploy.placement.{k}" for k in placement if k != "constraints"
                 )
     if refused:
         raise ValidationError(
@@ -262,8 +280,16 @@ def _ports(value: Any, field: str) -> dict[str, Any]:
                 host = [str(item["host_ip"]), host]
             ports[container] = host
             continue
+        if isinstance(item, int) and not 0 < item <= 65535:
+            # YAML 1.1 reads an unquoted 8080:80 as a base-60 number.
+            raise ValidationError(
+                f'{where}: {item} is no port; quote HOST:CONTAINER mappings ("8080:80")',
+                field=where,
+            )
         match = _PORT.match(str(item))
-        if match is None:
+        if match is None or any(
+            int(match[k]) > 65535 or int(match[k]) == 0 for k in ("host", "container") if match[k]
+        ):
             raise ValidationError(
                 f"{where}: {item!r} is not [IP:]HOST:CONTAINER[/PROTOCOL] (ranges are not "
                 "supported)",
@@ -287,8 +313,7 @@ def _volumes(value: Any, field: str) -> list[str]:
             extra = set(item) - {"type", "source", "target", "read_only"}
             if extra or item.get("type", "bind") not in ("bind", "volume"):
                 raise ValidationError(
-                    f"{where}: only type (bind, volume), source, target and read_only are "
-                    "honoured",
+                    f"{where}: only type (bind, volume), source, target and read_only are honoured",
                     field=where,
                 )
             if not item.get("source") or not item.get("target"):
@@ -301,6 +326,12 @@ def _volumes(value: Any, field: str) -> list[str]:
             raise ValidationError(
                 f"{where}: {item!r} must be SOURCE:TARGET[:ro|rw] (anonymous volumes are not "
                 "supported)",
+                field=where,
+            )
+        if parts[0].startswith(".") or parts[0].startswith("~"):
+            raise ValidationError(
+                f"{where}: {parts[0]!r} is relative to the machine the file came from; use an "
+                "absolute path on the node or a named volume",
                 field=where,
             )
         if len(parts) == 3 and parts[2] not in ("ro", "rw"):

@@ -19,7 +19,8 @@ class NodeRepository:
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        """Be called with the stored entry after every upsert (the event bus)."""
+        """Be called with the stored entry after every upsert, and with
+        ``{"ip": ..., "removed": True}`` when a node is forgotten (the event bus)."""
         self._listeners.append(listener)
 
     def upsert(self, node: Node) -> None:
@@ -46,7 +47,11 @@ class NodeRepository:
 
     def remove(self, ip: str) -> bool:
         """Forget a node; ``True`` when one was removed."""
-        return bool(self._db.run(lambda db: db.table("nodes").remove(Query().ip == ip)))
+        removed = bool(self._db.run(lambda db: db.table("nodes").remove(Query().ip == ip)))
+        if removed:
+            for listener in list(self._listeners):
+                listener({"ip": ip, "removed": True})
+        return removed
 
     def clear(self) -> None:
         """Forget every node (discovery relearns them)."""

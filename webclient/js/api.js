@@ -152,11 +152,14 @@
    * it arrives, onEnd(error or null) once it ends. fetch, not EventSource, so the request
    * carries the same headers as every other one. Returns { close() }.
    */
-  Client.prototype.stream = function (path, onText, onEnd) {
+  Client.prototype.stream = function (path, onText, onEnd, accept) {
     var controller = new AbortController();
     var closed = false;
     var url = this.base + path;
-    fetch(url, { cache: 'no-store', signal: controller.signal, headers: {} }).then(function (response) {
+    var headers = { Accept: accept || 'text/event-stream' };
+    var token = this.auth && this.auth.token ? this.auth.token() : null;
+    if (token) headers['Authorization'] = 'Bearer ' + token;
+    fetch(url, { cache: 'no-store', signal: controller.signal, headers: headers }).then(function (response) {
       if (!response.ok) {
         return response.text().then(function (text) {
           var body = {};
@@ -183,26 +186,39 @@
     return { close: function () { closed = true; controller.abort(); } };
   };
 
-  /* Server-Sent Events of /v1/events: onEvent(kind, data) for each; returns { close() }. */
-  Client.prototype.events = function (onEvent, onOpen, onEnd) {
+  /*
+   * A Server-Sent Events stream: onEvent(kind, text) for each event (its data lines joined
+   * by newlines), onOpen() at the first bytes, onEnd(error or null), onBytes() whenever
+   * anything arrives (comment lines included: a watchdog's sign of life). Returns { close() }.
+   */
+  Client.prototype.sse = function (path, onEvent, onOpen, onEnd, onBytes) {
     var buffer = '';
     var opened = false;
-    return this.stream('/v1/events', function (text) {
+    return this.stream(path, function (text) {
       if (!opened) { opened = true; if (onOpen) onOpen(); }
+      if (onBytes) onBytes();
       buffer += text;
       var blocks = buffer.split('\n\n');
       buffer = blocks.pop();
       blocks.forEach(function (block) {
         var kind = 'message';
-        var data = '';
+        var data = [];
         block.split('\n').forEach(function (line) {
           if (line.indexOf('event:') === 0) kind = line.slice(6).trim();
-          else if (line.indexOf('data:') === 0) data += line.slice(5).trim();
+          else if (line.indexOf('data:') === 0) data.push(line.slice(line.charAt(5) === ' ' ? 6 : 5));
         });
-        if (!data) return;
-        try { onEvent(kind, JSON.parse(data)); } catch (e) { /* a malformed event is skipped */ }
+        if (data.length) onEvent(kind, data.join('\n'));
       });
-    }, onEnd);
+    }, onEnd, 'text/event-stream');
+  };
+
+  /* The events of /v1/events: onEvent(kind, object) for each; returns { close() }. */
+  Client.prototype.events = function (onEvent, onOpen, onEnd, onBytes) {
+    return this.sse('/v1/events', function (kind, text) {
+      var data;
+      try { data = JSON.parse(text); } catch (e) { return; /* a malformed event is skipped */ }
+      onEvent(kind, data);
+    }, onOpen, onEnd, onBytes);
   };
 
   root.MoteyApi = {

@@ -289,7 +289,8 @@
       // While the event stream is open it says when to look again; polling stays as a
       // slow safety net.
       if (generation === pollGeneration) {
-        schedulePoll(store.live ? Math.max(store.pollMs, 30000) : store.pollMs);
+        // (other owners' changes are not on this node's stream: the cell view keeps polling)
+        schedulePoll(store.live && !store.cellScope ? Math.max(store.pollMs, 30000) : store.pollMs);
       }
     });
   }
@@ -298,22 +299,35 @@
   var eventStream = null;
   var eventTimer = null;
   var eventRetry = null;
+  var eventSeen = 0;
   function connectEvents() {
     if (eventStream) eventStream.close();
     if (eventRetry) clearTimeout(eventRetry);
     var base = store.apiBase;
+    var ended = false;
+    function end() {
+      if (ended || base !== store.apiBase) return;
+      ended = true;
+      if (eventStream) eventStream.close();
+      store.live = false;
+      pollNow();  // the stream ending may mean the node went away: look at once
+      eventRetry = setTimeout(connectEvents, 3000);
+    }
+    eventSeen = Date.now();
     eventStream = client.events(function () {
       if (eventTimer) return;  // a burst of changes becomes one refresh
       eventTimer = setTimeout(function () { eventTimer = null; pollNow(); }, 100);
     }, function () {
       store.live = true;
       pollNow();
-    }, function () {
-      if (base !== store.apiBase) return;
-      store.live = false;
-      eventRetry = setTimeout(connectEvents, 3000);
-    });
+    }, end, function () { eventSeen = Date.now(); });
+    eventStream.end = end;
   }
+  // The node writes a comment line every 5 s; a stream silent for 12 s (a frozen node, a
+  // cut cable) is treated as gone.
+  setInterval(function () {
+    if (store.live && eventStream && Date.now() - eventSeen > 12000) eventStream.end();
+  }, 2000);
 
   function pollNow() {
     pollGeneration += 1;  // an answer still on its way is dropped
@@ -567,15 +581,22 @@
       var self = this;
       var path = '/v1/service/' + encodeURIComponent(this.serviceId) + '/images/' +
         encodeURIComponent(this.imageId) + '/logs?tail=200&follow=1';
-      this.handle = client.stream(path, function (chunk) {
-        var text = self.text + chunk;
+      // Server-Sent Events: the node's comment lines let it notice a closed panel.
+      this.handle = client.sse(path, function (kind, data) {
+        if (kind === 'end') {
+          var reason = data;
+          try { reason = JSON.parse(data); } catch (e) { /* plain text */ }
+          self.ended = 'log stream ended: ' + reason;
+          return;
+        }
+        var text = self.text + data + '\n';
         self.text = text.length > LOG_LIMIT ? text.slice(text.length - LOG_LIMIT) : text;
         Vue.nextTick(function () {
           var pre = self.$refs.pre;
           if (pre) pre.scrollTop = pre.scrollHeight;
         });
-      }, function (err) {
-        self.ended = err ? 'log stream ended: ' + err.message : 'log stream ended';
+      }, null, function (err) {
+        if (!self.ended) self.ended = err ? 'log stream ended: ' + err.message : 'log stream ended';
       });
     },
     beforeUnmount: function () { if (this.handle) this.handle.close(); },
@@ -656,7 +677,7 @@
 <div data-testid="page-services">
   <div class="d-flex flex-wrap gap-2 align-items-center mb-3">
     <h2 class="h4 mb-0 me-auto">Services <small class="text-body-secondary fs-6">{{ store.cellScope ? 'of the whole cell' : 'owned by this node' }}</small>
-      <span v-if="store.live" class="badge text-bg-light border fs-6 align-middle" title="changes arrive over GET /v1/events" data-testid="live">live</span></h2>
+      <span v-if="store.live" class="badge text-bg-light border fw-normal align-middle" style="font-size: .7rem" title="changes arrive over GET /v1/events" data-testid="live">live</span></h2>
     <div class="form-check form-switch mb-0">
       <input class="form-check-input" type="checkbox" id="cell-scope" data-testid="cell-scope" :checked="store.cellScope" @change="setCellScope($event.target.checked)">
       <label class="form-check-label small" for="cell-scope">Whole cell</label>

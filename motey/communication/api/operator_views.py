@@ -38,8 +38,12 @@ def streams_blueprint(streams: StreamService) -> Blueprint:
 
     @bp.get("/v1/service/<service_id>/images/<image_id>/logs")
     def image_logs(service_id: str, image_id: str) -> Any:
-        body, truncated = streams.logs(service_id, image_id, _tail(), _flag("follow"))
+        follow = _flag("follow")
+        sse = follow and request.accept_mimetypes.best == "text/event-stream"
+        body, truncated = streams.logs(service_id, image_id, _tail(), follow, sse)
         headers = {**_STREAM_HEADERS, "X-Motey-Truncated": "1" if truncated else "0"}
-        return Response(body, mimetype="text/plain", headers=headers)
+        return Response(
+            body, mimetype="text/event-stream" if sse else "text/plain", headers=headers
+        )
 
     return bp

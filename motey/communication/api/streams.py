@@ -121,11 +121,17 @@ class StreamService:
         return stream()
 
     def logs(
-        self, service_id: str, image_id: str, tail: int | None, follow: bool
+        self, service_id: str, image_id: str, tail: int | None, follow: bool, sse: bool = False
     ) -> tuple[str | Iterator[str], bool]:
         """An image's output as text, or a stream of it when following; and whether
         older lines were left out. Errors (no such image, node unreachable) are raised
-        here, before any of the response is sent."""
+        here, before any of the response is sent.
+
+        ``sse`` streams Server-Sent Events (one ``data:`` line per output line) with a
+        comment every few seconds, so a reader that went away is noticed even when the
+        container prints nothing; a plain-text stream has nothing invisible to send, so it
+        notices that only at the next line or at the follow limit.
+        """
         if not follow:
             chunk = self._logs.read(service_id, image_id, tail)
             return _render(chunk), chunk.truncated
@@ -141,28 +147,46 @@ class StreamService:
             yield first
             yield from source
 
-        return self._follow(chunks(), release), first.truncated
+        return self._follow(chunks(), release, sse), first.truncated
 
-    def _follow(self, source: Iterator[LogChunk], release: Callable[[], None]) -> Iterator[str]:
+    def _follow(
+        self, source: Iterator[LogChunk], release: Callable[[], None], sse: bool
+    ) -> Iterator[str]:
         """Stream new lines until the client goes, the follow limit or the server stops."""
+        render = _render_sse if sse else _render
 
         def stream() -> Iterator[str]:
             deadline = time.monotonic() + self._max_follow
+            last = time.monotonic()
+            reason = "follow limit reached"
             try:
+                if sse:
+                    yield "retry: 2000\n: following\n\n"
                 for chunk in source:
-                    if self._gate.stopping.is_set() or time.monotonic() > deadline:
-                        return
-                    text = _render(chunk)
+                    if self._gate.stopping.is_set():
+                        reason = "the node is stopping"
+                        break
+                    if time.monotonic() > deadline:
+                        break
+                    text = render(chunk)
                     if text:  # an empty chunk would end a chunked response
                         yield text
+                        last = time.monotonic()
+                    elif sse and time.monotonic() - last >= HEARTBEAT:
+                        yield ": keep-alive\n\n"
+                        last = time.monotonic()
             except Exception as exc:  # the node went away mid-stream: say so and end
                 log.info("log stream ended: {}", exc)
-                yield f"[motey: log stream ended: {getattr(exc, 'message', exc)}]\n"
+                reason = str(getattr(exc, "message", exc))
             finally:
                 close = getattr(source, "close", None)
                 if close is not None:
                     close()
                 release()
+            if sse:
+                yield f"event: end\ndata: {json.dumps(reason)}\n\n"
+            else:
+                yield f"[motey: log stream ended: {reason}]\n"
 
         return stream()
 
@@ -173,3 +197,10 @@ class StreamService:
 
 def _render(chunk: LogChunk) -> str:
     return "".join(f"{line}\n" for line in chunk.lines)
+
+
+def _render_sse(chunk: LogChunk) -> str:
+    """One event per chunk, a ``data:`` line per output line (SSE joins them with \\n)."""
+    if not chunk.lines:
+        return ""
+    return "".join(f"data: {line}\n" for line in chunk.lines) + "\n"

@@ -99,9 +99,9 @@ class NodeClient:
     def stream_lines(
         self, path: str, timeout: float | None = None, opened: Any = None
     ) -> Iterator[str]:
-        """The lines of a streaming response (events, followed logs) as they arrive;
-        ``opened`` (an Event) is set once the node has answered 200."""
-        response = self._open("GET", path, None, None, timeout)
+        """The lines of a Server-Sent Events response as they arrive; ``opened`` (an
+        Event) is set once the node has answered 200."""
+        response = self._open("GET", path, None, None, timeout, accept="text/event-stream")
         if response.status != 200:
             with response:
                 raise self._error(Reply(response.status, dict(response.headers), response.read()))
@@ -114,21 +114,32 @@ class NodeClient:
                     return
                 yield line.decode("utf-8", errors="replace").rstrip("\r\n")
 
-    def events(
-        self, timeout: float | None = None, opened: Any = None
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``(kind, data)`` of every Server-Sent Event; comments and retries skipped."""
-        kind, data = "message", ""
-        for line in self.stream_lines("/v1/events", timeout=timeout, opened=opened):
+    def sse(
+        self, path: str, timeout: float | None = None, opened: Any = None
+    ) -> Iterator[tuple[str, str]]:
+        """``(event, data)`` of every Server-Sent Event (data lines joined by newlines);
+        comments and retry hints skipped."""
+        kind = "message"
+        data: list[str] = []
+        for line in self.stream_lines(path, timeout=timeout, opened=opened):
             if not line:
-                parsed = _parse_json(data) if data else None
-                if isinstance(parsed, dict):
-                    yield kind, parsed
-                kind, data = "message", ""
+                if data:
+                    yield kind, "\n".join(data)
+                kind, data = "message", []
             elif line.startswith("event:"):
                 kind = line[6:].strip()
             elif line.startswith("data:"):
-                data += line[5:].strip()
+                value = line[5:]
+                data.append(value[1:] if value.startswith(" ") else value)
+
+    def events(
+        self, timeout: float | None = None, opened: Any = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(kind, data)`` of every event of ``/v1/events``."""
+        for kind, data in self.sse("/v1/events", timeout=timeout, opened=opened):
+            parsed = _parse_json(data)
+            if isinstance(parsed, dict):
+                yield kind, parsed
 
     # -- plumbing ------------------------------------------------------------------
     def _open(
@@ -138,8 +149,9 @@ class NodeClient:
         body: bytes | None,
         content_type: str | None,
         timeout: float | None,
+        accept: str = "application/json",
     ) -> Any:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         if self.token:
