@@ -334,3 +334,18 @@ def test_admin_manages_tokens_over_rest(node: MoteyNode) -> None:
     text = (node.dir / "log" / "audit.log").read_text()
     assert token not in text
     assert '"what": "POST /v1/tokens"' in text and '"what": "DELETE /v1/tokens/hmi-7"' in text
+
+
+def test_an_unauthenticated_caller_changes_nothing(node: MoteyNode) -> None:
+    """The issue's attack: without a token, no deploy, no capability, no RECOVER."""
+    blueprint = BLUEPRINT.format(name=unique_name("attack"), image=TEST_IMAGE, extra="")
+    assert node.post_yaml(blueprint, token=None).status_code == 401
+    cap = [{"capability": "zigbee", "capability_type": "hardware"}]
+    assert node.put_json("/v1/capabilities", cap, token=None).status_code == 401
+    recover = {"lifecycle": "RECOVER", "reason": "attack"}
+    assert node.put_json("/v1/node", recover, token=None).status_code == 401
+    viewer = node.create_token("curious", "viewer")
+    assert node.put_json("/v1/node", recover, token=viewer).status_code == 403
+    assert node.get("/v1/service").json() == []
+    assert "zigbee" not in {c["capability"] for c in node.get("/v1/capabilities").json()}
+    assert node.get("/v1/node").json()["lifecycle"] == "OPERATE"
