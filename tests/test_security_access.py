@@ -271,3 +271,18 @@ def test_openapi_document_states_the_role_table() -> None:
                 continue
             assert {"401", "429"} <= responses, (method, path)
             assert ("403" in responses) is (role != "viewer"), (method, path)
+
+
+def test_a_token_file_the_node_may_not_read_grants_nothing(tmp_path: Path) -> None:
+    store, tokens = store_with(tmp_path, "admin")
+    assert store.authenticate(tokens["admin"]) is not None
+    (tmp_path / "db" / "tokens.json").unlink()
+    (tmp_path / "db" / "tokens.json").mkdir()  # reading it fails with an OSError
+    assert store.authenticate(tokens["admin"]) is None
+
+
+def test_a_token_path_that_cannot_be_statted_grants_nothing(tmp_path: Path) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    store = TokenStore(None, tmp_path / "not-a-folder" / "tokens.json")
+    assert store.records() == []
+    assert AccessControl("secure", store).check("GET", "/v1/openapi.json", None, "a") is None

@@ -187,7 +187,7 @@
     onUnauthorized: function () {
       if (store.auth.needLogin) return;  // several requests of one poll may say 401
       requireLogin(store.auth.token
-        ? 'The node no longer accepts your token (revoked, or another cell). Log in again.'
+        ? 'The node no longer accepts your token (revoked, made on another node, or of another cell). Log in again.'
         : '');
     }
   };
