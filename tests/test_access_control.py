@@ -349,3 +349,14 @@ def test_an_unauthenticated_caller_changes_nothing(node: MoteyNode) -> None:
     assert node.get("/v1/service").json() == []
     assert "zigbee" not in {c["capability"] for c in node.get("/v1/capabilities").json()}
     assert node.get("/v1/node").json()["lifecycle"] == "OPERATE"
+
+
+def test_the_failure_brake_follows_its_config_keys(node_factory: Any) -> None:
+    node: MoteyNode = node_factory(
+        extra={"SECURITY": {"failed_token_limit": 3, "failed_token_window": 1.5}}
+    )
+    for _ in range(3):
+        assert node.get("/v1/node", token="motey_guess").status_code == 401
+    assert node.get("/v1/node").status_code == 429
+    # Once the failures are older than the window, the address may try again.
+    wait_for(lambda: node.get("/v1/node").status_code == 200, timeout=10, what="brake released")

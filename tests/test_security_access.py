@@ -286,3 +286,30 @@ def test_a_token_path_that_cannot_be_statted_grants_nothing(tmp_path: Path) -> N
     store = TokenStore(None, tmp_path / "not-a-folder" / "tokens.json")
     assert store.records() == []
     assert AccessControl("secure", store).check("GET", "/v1/openapi.json", None, "a") is None
+
+
+def test_failed_token_limit_must_be_positive(tmp_path: Path) -> None:
+    from motey.config import load_config
+    from motey.errors import ConfigError
+
+    config = tmp_path / "config.ini"
+    config.write_text("[NODE]\nip = 127.0.0.1\n[SECURITY]\nfailed_token_limit = 0\n")
+    with pytest.raises(ConfigError, match="failed_token_limit"):
+        load_config(config, environ={})
+    config.write_text("[NODE]\nip = 127.0.0.1\n[SECURITY]\nfailed_token_window = 0\n")
+    with pytest.raises(ConfigError, match="failed_token_window"):
+        load_config(config, environ={})
+    loaded = load_config(_minimal(tmp_path), environ={})
+    assert (
+        loaded["SECURITY"]["failed_token_limit"],
+        loaded["SECURITY"]["failed_token_window"],
+    ) == (
+        10,
+        60.0,
+    )
+
+
+def _minimal(tmp_path: Path) -> Path:
+    path = tmp_path / "minimal.ini"
+    path.write_text("[NODE]\nip = 127.0.0.1\n")
+    return path
