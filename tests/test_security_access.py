@@ -9,7 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from motey.errors import ConfigError
 from motey.security.access import (
     ROLE_TABLE,
     AccessControl,
@@ -20,7 +23,7 @@ from motey.security.access import (
 )
 from motey.security.audit import AuditLog
 from motey.security.redaction import MASK, redact_service
-from motey.security.tokens import ROLES, TokenRecord, write_token_file
+from motey.security.tokens import ROLES, TokenRecord, read_token_file, write_token_file
 
 # Every route of the API with the weakest role that may call it (None: public).
 ROUTES = [
@@ -290,7 +293,6 @@ def test_a_token_path_that_cannot_be_statted_grants_nothing(tmp_path: Path) -> N
 
 def test_failed_token_limit_must_be_positive(tmp_path: Path) -> None:
     from motey.config import load_config
-    from motey.errors import ConfigError
 
     config = tmp_path / "config.ini"
     config.write_text("[NODE]\nip = 127.0.0.1\n[SECURITY]\nfailed_token_limit = 0\n")
@@ -313,3 +315,86 @@ def _minimal(tmp_path: Path) -> Path:
     path = tmp_path / "minimal.ini"
     path.write_text("[NODE]\nip = 127.0.0.1\n")
     return path
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "x", "role": "root", "sha256": "0" * 64, "created": ""},
+        {"name": "x", "role": "admin", "sha256": "not-hex", "created": ""},
+        {"name": 1, "role": "admin", "sha256": "0" * 64, "created": ""},
+        {"name": "x", "role": ["admin"], "sha256": "0" * 64, "created": ""},
+        {"name": "x", "role": "admin", "sha256": "0" * 64},
+        {"name": "x", "role": "admin", "sha256": "0" * 64, "created": "", "extra": 1},
+        ["x", "admin"],
+        "x",
+    ],
+)
+def test_a_token_file_with_a_bad_entry_is_refused_whole(tmp_path: Path, entry: object) -> None:
+    good, token = TokenRecord.issue("good", "admin")
+    path = tmp_path / "db" / "tokens.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"tokens": [good.__dict__, entry]}))
+    with pytest.raises(ConfigError):
+        read_token_file(path)
+    store = TokenStore(None, path)
+    assert store.authenticate(token) is None, "fails closed: the good entry counts neither"
+
+
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=ANY_JSON | st.fixed_dictionaries({"tokens": ANY_JSON}))
+def test_any_token_file_is_read_or_refused_with_a_config_error(body: object) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tokens.json"
+        path.write_text(json.dumps(body))
+        try:
+            records = read_token_file(path)
+        except ConfigError:
+            return
+        assert all(r.role in ROLES for r in records)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+    | st.text(max_size=10),
+    path=st.text(max_size=40) | st.from_regex(r"\A/v1(/[a-z.]{0,12}){0,3}\Z"),
+    header=st.none()
+    | st.text(max_size=80)
+    | st.builds(lambda t: "Bearer " + t, st.text(max_size=80)),
+    address=st.text(max_size=40),
+)
+def test_any_request_is_decided_with_a_clear_status(
+    method: str, path: str, header: str | None, address: str
+) -> None:
+    access = _hostile_access()
+    try:
+        access.check(method, path, header, address)
+    except AccessDenied as exc:
+        assert exc.status in (401, 403, 429) and exc.message
+
+
+_HOSTILE: list[AccessControl] = []
+
+
+def _hostile_access() -> AccessControl:
+    """One store with a token of each role, shared by the generated examples."""
+    if not _HOSTILE:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="motey-access-"))
+        records = [TokenRecord.issue(role, role)[0] for role in ROLES]
+        write_token_file(folder / "tokens.json", records)
+        _HOSTILE.append(AccessControl("secure", TokenStore(None, folder / "tokens.json")))
+    return _HOSTILE[0]
