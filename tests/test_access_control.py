@@ -246,6 +246,9 @@ def test_peer_deploy_and_terminate_are_audited_with_the_peer_identity(
     wait_for(lambda: len(peer_lines()) >= 2, what="runner audited deploy and terminate")
     assert (owner.name, "peer deploy image request", "ok") in peer_lines()
     assert (owner.name, "peer terminate image request", "ok") in peer_lines()
+    origins = {e["from"] for e in audit_lines(runner) if e["what"].startswith("peer")}
+    # The connection's source address (the client does not bind to [NODE] ip).
+    assert origins and all(o.startswith("127.") for o in origins), origins
 
 
 def test_open_mode_asks_for_no_token(node_factory: Any) -> None:
