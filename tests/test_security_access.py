@@ -398,3 +398,22 @@ def _hostile_access() -> AccessControl:
         write_token_file(folder / "tokens.json", records)
         _HOSTILE.append(AccessControl("secure", TokenStore(None, folder / "tokens.json")))
     return _HOSTILE[0]
+
+
+def test_tokens_made_as_root_stay_readable_by_the_node_user(tmp_path: Path) -> None:
+    """``sudo motey token create`` must not leave a file the node (its own user) cannot read."""
+    from motey.security.token_admin import TokenAdmin
+
+    folder = tmp_path / "db"
+    folder.mkdir()
+    # As root (how the suite runs, for Docker) the folder belongs to another user, as a
+    # node's data folder does; otherwise the caller owns both.
+    owner = 65534 if os.geteuid() == 0 else os.geteuid()
+    if os.geteuid() == 0:
+        os.chown(folder, owner, owner)
+    admin = TokenAdmin(folder / "tokens.json", None)
+    admin.create("hmi", "viewer")
+    st = (folder / "tokens.json").stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (owner, 0o600)
+    admin.revoke("hmi")
+    assert (folder / "tokens.json").stat().st_uid == owner
