@@ -99,6 +99,8 @@ def test_each_role_may_what_its_role_may_and_gets_403_json_otherwise(node: Motey
                 assert needed in r.json()["message"]
             else:
                 assert r.status_code not in (401, 403, 429), (role, method, path, r.text)
+    links = node.get("/v1", token=tokens["viewer"]).json()["links"]
+    assert (links["whoami"], links["tokens"]) == ("/v1/whoami", "/v1/tokens")
     who = node.get("/v1/whoami", token=tokens["operator"]).json()
     assert who == {"name": "o", "role": "operator", "source": "node", "mode": "secure"}
     # The cell's admin token (from `motey cell init`) works on this node too.

@@ -193,6 +193,8 @@ def meta_blueprint() -> Blueprint:
                     "nodestatus": "/v1/nodestatus",
                     "node": "/v1/node",
                     "openapi": "/v1/openapi.json",
+                    "whoami": "/v1/whoami",
+                    "tokens": "/v1/tokens",
                 },
             }
         )
