@@ -261,6 +261,8 @@ def test_open_mode_asks_for_no_token(node_factory: Any) -> None:
     assert node.get("/v1/whoami", token=None).json()["mode"] == "open"
     (line,) = audit_lines(node)
     assert (line["who"], line["what"], line["result"]) == ("anonymous", "PUT /v1/capabilities", 201)
+    made = node.cli("token", "create", "--name", "later", "--role", "viewer")
+    assert made.returncode == 0 and "mode = open" in made.stderr
 
 
 def test_cors_is_off_by_default(node_factory: Any, tmp_path: Path) -> None:
