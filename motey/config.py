@@ -87,7 +87,12 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "reschedule_after": "30",
         "stop_after_disconnect": "15",
     },
-    "SECURITY": {"mode": "secure", "credentials": ""},
+    "SECURITY": {
+        "mode": "secure",
+        "credentials": "",
+        "failed_token_limit": "10",
+        "failed_token_window": "60",
+    },
     "POLICY": {
         "allow_privileged": "false",
         "allow_host_network": "false",
@@ -113,6 +118,7 @@ _PATH_KEYS = {
     ("SECURITY", "credentials"),
 }
 _INT_KEYS = {
+    ("SECURITY", "failed_token_limit"),
     ("WEBSERVER", "port"),
     ("WEBSERVER", "threads"),
     ("MQTT", "port"),
@@ -132,6 +138,7 @@ _INT_KEYS = {
     ("ORCHESTRATOR", "peer_max_failures"),
 }
 _FLOAT_KEYS = {
+    ("SECURITY", "failed_token_window"),
     ("NODE", "device_poll_interval"),
     ("ZEROMQ", "request_timeout"),
     ("ZEROMQ", "action_timeout"),
@@ -303,6 +310,8 @@ def _finish(result: dict[str, dict[str, Any]], base_dir: Path, config_path: Path
     if len(set(ports)) != len(ports):
         raise ConfigError(f"{config_path}: [ZEROMQ] replier ports must all differ, got {ports}")
     security = result["SECURITY"]
+    if security["failed_token_limit"] < 1:
+        raise ConfigError(f"{config_path}: [SECURITY] failed_token_limit must be at least 1")
     security["mode"] = security["mode"].lower()
     if security["mode"] not in SECURITY_MODES:
         raise ConfigError(

@@ -99,6 +99,8 @@ def test_each_role_may_what_its_role_may_and_gets_403_json_otherwise(node: Motey
                 assert needed in r.json()["message"]
             else:
                 assert r.status_code not in (401, 403, 429), (role, method, path, r.text)
+    links = node.get("/v1", token=tokens["viewer"]).json()["links"]
+    assert (links["whoami"], links["tokens"]) == ("/v1/whoami", "/v1/tokens")
     who = node.get("/v1/whoami", token=tokens["operator"]).json()
     assert who == {"name": "o", "role": "operator", "source": "node", "mode": "secure"}
     # The cell's admin token (from `motey cell init`) works on this node too.
@@ -246,6 +248,9 @@ def test_peer_deploy_and_terminate_are_audited_with_the_peer_identity(
     wait_for(lambda: len(peer_lines()) >= 2, what="runner audited deploy and terminate")
     assert (owner.name, "peer deploy image request", "ok") in peer_lines()
     assert (owner.name, "peer terminate image request", "ok") in peer_lines()
+    origins = {e["from"] for e in audit_lines(runner) if e["what"].startswith("peer")}
+    # The connection's source address (the client does not bind to [NODE] ip).
+    assert origins and all(o.startswith("127.") for o in origins), origins
 
 
 def test_open_mode_asks_for_no_token(node_factory: Any) -> None:
@@ -256,6 +261,8 @@ def test_open_mode_asks_for_no_token(node_factory: Any) -> None:
     assert node.get("/v1/whoami", token=None).json()["mode"] == "open"
     (line,) = audit_lines(node)
     assert (line["who"], line["what"], line["result"]) == ("anonymous", "PUT /v1/capabilities", 201)
+    made = node.cli("token", "create", "--name", "later", "--role", "viewer")
+    assert made.returncode == 0 and "mode = open" in made.stderr
 
 
 def test_cors_is_off_by_default(node_factory: Any, tmp_path: Path) -> None:
@@ -334,3 +341,29 @@ def test_admin_manages_tokens_over_rest(node: MoteyNode) -> None:
     text = (node.dir / "log" / "audit.log").read_text()
     assert token not in text
     assert '"what": "POST /v1/tokens"' in text and '"what": "DELETE /v1/tokens/hmi-7"' in text
+
+
+def test_an_unauthenticated_caller_changes_nothing(node: MoteyNode) -> None:
+    """The issue's attack: without a token, no deploy, no capability, no RECOVER."""
+    blueprint = BLUEPRINT.format(name=unique_name("attack"), image=TEST_IMAGE, extra="")
+    assert node.post_yaml(blueprint, token=None).status_code == 401
+    cap = [{"capability": "zigbee", "capability_type": "hardware"}]
+    assert node.put_json("/v1/capabilities", cap, token=None).status_code == 401
+    recover = {"lifecycle": "RECOVER", "reason": "attack"}
+    assert node.put_json("/v1/node", recover, token=None).status_code == 401
+    viewer = node.create_token("curious", "viewer")
+    assert node.put_json("/v1/node", recover, token=viewer).status_code == 403
+    assert node.get("/v1/service").json() == []
+    assert "zigbee" not in {c["capability"] for c in node.get("/v1/capabilities").json()}
+    assert node.get("/v1/node").json()["lifecycle"] == "OPERATE"
+
+
+def test_the_failure_brake_follows_its_config_keys(node_factory: Any) -> None:
+    node: MoteyNode = node_factory(
+        extra={"SECURITY": {"failed_token_limit": 3, "failed_token_window": 1.5}}
+    )
+    for _ in range(3):
+        assert node.get("/v1/node", token="motey_guess").status_code == 401
+    assert node.get("/v1/node").status_code == 429
+    # Once the failures are older than the window, the address may try again.
+    wait_for(lambda: node.get("/v1/node").status_code == 200, timeout=10, what="brake released")

@@ -6,6 +6,7 @@ import time
 
 import docker
 import pytest
+import requests
 
 from tests.helpers import TEST_IMAGE, MoteyNode, unique_name, wait_for
 
@@ -220,8 +221,15 @@ def test_failure_midway_removes_what_started(node: MoteyNode, docker_client) -> 
 
 
 def test_oversized_body_is_refused(node: MoteyNode) -> None:
-    r = node.post_yaml("service_name: x\n" + "#" * (2 * 1024 * 1024))
-    assert r.status_code == 413
+    # The node answers 413 from the Content-Length alone and closes the connection
+    # without reading the body. Over HTTPS a client still sending then sees the TLS
+    # connection end (an SSL EOF) instead of the 413, depending on timing: both refuse.
+    try:
+        r = node.post_yaml("service_name: x\n" + "#" * (2 * 1024 * 1024))
+    except requests.exceptions.ConnectionError:  # SSLError is one
+        pass
+    else:
+        assert r.status_code == 413
     assert node.get("/v1/service").json() == []
 
 

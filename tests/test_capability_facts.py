@@ -155,6 +155,10 @@ def test_rest_refuses_facts_with_403_and_second_values_with_409(node_factory: An
     r = node.put_json("/v1/capabilities", level)
     assert r.status_code == 409, r.text
     assert node.get("/v1/capabilities").json() == before
+    # The node's own IPC socket: owner and group only.
+    socket_file = Path(node.sections["ZEROMQ"]["capability_engine_ipc_path"])
+    assert stat.S_IMODE(socket_file.stat().st_mode) == 0o660
+    assert stat.S_IMODE(socket_file.parent.stat().st_mode) & 0o007 == 0
 
 
 def test_a_device_rules_capability_is_reserved_while_unplugged(

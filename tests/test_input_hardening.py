@@ -84,6 +84,15 @@ def test_json_depth_check_ignores_brackets_inside_strings() -> None:
             loads_json(body, "body")
 
 
+@pytest.mark.parametrize(
+    "text", ['"\\' * 500_000, '"' + "a" * 1_000_000, ('"' + "a" * 100) * 10_000]
+)
+def test_depth_scan_stays_linear_on_unterminated_strings(text: str) -> None:
+    started = time.monotonic()
+    check_json_depth(text, "body")  # a quadratic scan would take minutes here
+    assert time.monotonic() - started < 3.0
+
+
 # -- a real node -------------------------------------------------------------------------
 
 

@@ -9,7 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from motey.errors import ConfigError
 from motey.security.access import (
     ROLE_TABLE,
     AccessControl,
@@ -20,7 +23,7 @@ from motey.security.access import (
 )
 from motey.security.audit import AuditLog
 from motey.security.redaction import MASK, redact_service
-from motey.security.tokens import ROLES, TokenRecord, write_token_file
+from motey.security.tokens import ROLES, TokenRecord, read_token_file, write_token_file
 
 # Every route of the API with the weakest role that may call it (None: public).
 ROUTES = [
@@ -271,3 +274,146 @@ def test_openapi_document_states_the_role_table() -> None:
                 continue
             assert {"401", "429"} <= responses, (method, path)
             assert ("403" in responses) is (role != "viewer"), (method, path)
+
+
+def test_a_token_file_the_node_may_not_read_grants_nothing(tmp_path: Path) -> None:
+    store, tokens = store_with(tmp_path, "admin")
+    assert store.authenticate(tokens["admin"]) is not None
+    (tmp_path / "db" / "tokens.json").unlink()
+    (tmp_path / "db" / "tokens.json").mkdir()  # reading it fails with an OSError
+    assert store.authenticate(tokens["admin"]) is None
+
+
+def test_a_token_path_that_cannot_be_statted_grants_nothing(tmp_path: Path) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    store = TokenStore(None, tmp_path / "not-a-folder" / "tokens.json")
+    assert store.records() == []
+    assert AccessControl("secure", store).check("GET", "/v1/openapi.json", None, "a") is None
+
+
+def test_failed_token_limit_must_be_positive(tmp_path: Path) -> None:
+    from motey.config import load_config
+
+    config = tmp_path / "config.ini"
+    config.write_text("[NODE]\nip = 127.0.0.1\n[SECURITY]\nfailed_token_limit = 0\n")
+    with pytest.raises(ConfigError, match="failed_token_limit"):
+        load_config(config, environ={})
+    config.write_text("[NODE]\nip = 127.0.0.1\n[SECURITY]\nfailed_token_window = 0\n")
+    with pytest.raises(ConfigError, match="failed_token_window"):
+        load_config(config, environ={})
+    loaded = load_config(_minimal(tmp_path), environ={})
+    assert (
+        loaded["SECURITY"]["failed_token_limit"],
+        loaded["SECURITY"]["failed_token_window"],
+    ) == (
+        10,
+        60.0,
+    )
+
+
+def _minimal(tmp_path: Path) -> Path:
+    path = tmp_path / "minimal.ini"
+    path.write_text("[NODE]\nip = 127.0.0.1\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "x", "role": "root", "sha256": "0" * 64, "created": ""},
+        {"name": "x", "role": "admin", "sha256": "not-hex", "created": ""},
+        {"name": 1, "role": "admin", "sha256": "0" * 64, "created": ""},
+        {"name": "x", "role": ["admin"], "sha256": "0" * 64, "created": ""},
+        {"name": "x", "role": "admin", "sha256": "0" * 64},
+        {"name": "x", "role": "admin", "sha256": "0" * 64, "created": "", "extra": 1},
+        ["x", "admin"],
+        "x",
+    ],
+)
+def test_a_token_file_with_a_bad_entry_is_refused_whole(tmp_path: Path, entry: object) -> None:
+    good, token = TokenRecord.issue("good", "admin")
+    path = tmp_path / "db" / "tokens.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"tokens": [good.__dict__, entry]}))
+    with pytest.raises(ConfigError):
+        read_token_file(path)
+    store = TokenStore(None, path)
+    assert store.authenticate(token) is None, "fails closed: the good entry counts neither"
+
+
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=ANY_JSON | st.fixed_dictionaries({"tokens": ANY_JSON}))
+def test_any_token_file_is_read_or_refused_with_a_config_error(body: object) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tokens.json"
+        path.write_text(json.dumps(body))
+        try:
+            records = read_token_file(path)
+        except ConfigError:
+            return
+        assert all(r.role in ROLES for r in records)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+    | st.text(max_size=10),
+    path=st.text(max_size=40) | st.from_regex(r"\A/v1(/[a-z.]{0,12}){0,3}\Z"),
+    header=st.none()
+    | st.text(max_size=80)
+    | st.builds(lambda t: "Bearer " + t, st.text(max_size=80)),
+    address=st.text(max_size=40),
+)
+def test_any_request_is_decided_with_a_clear_status(
+    method: str, path: str, header: str | None, address: str
+) -> None:
+    access = _hostile_access()
+    try:
+        access.check(method, path, header, address)
+    except AccessDenied as exc:
+        assert exc.status in (401, 403, 429) and exc.message
+
+
+_HOSTILE: list[AccessControl] = []
+
+
+def _hostile_access() -> AccessControl:
+    """One store with a token of each role, shared by the generated examples."""
+    if not _HOSTILE:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="motey-access-"))
+        records = [TokenRecord.issue(role, role)[0] for role in ROLES]
+        write_token_file(folder / "tokens.json", records)
+        _HOSTILE.append(AccessControl("secure", TokenStore(None, folder / "tokens.json")))
+    return _HOSTILE[0]
+
+
+def test_tokens_made_as_root_stay_readable_by_the_node_user(tmp_path: Path) -> None:
+    """``sudo motey token create`` must not leave a file the node (its own user) cannot read."""
+    from motey.security.token_admin import TokenAdmin
+
+    folder = tmp_path / "db"
+    folder.mkdir()
+    # As root (how the suite runs, for Docker) the folder belongs to another user, as a
+    # node's data folder does; otherwise the caller owns both.
+    owner = 65534 if os.geteuid() == 0 else os.geteuid()
+    if os.geteuid() == 0:
+        os.chown(folder, owner, owner)
+    admin = TokenAdmin(folder / "tokens.json", None)
+    admin.create("hmi", "viewer")
+    st = (folder / "tokens.json").stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (owner, 0o600)
+    admin.revoke("hmi")
+    assert (folder / "tokens.json").stat().st_uid == owner

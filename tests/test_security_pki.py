@@ -108,3 +108,57 @@ def test_membership_admits_signed_keys_and_forgets_revoked_ones(cell: Cell, tmp_
     assert "revoked" in (members.admit("peer", peer["public"], peer["signature"]) or "")
 
     assert CellMembers(None).admit("anyone", None, None) is None  # open mode: inert
+
+
+class EchoHandler:
+    """Answers every request kind with the request itself (the repliers' plumbing only)."""
+
+    def handler(self, kind: Any) -> Any:
+        return lambda raw, peer="": b"echo:" + raw + b" from " + peer.encode()
+
+
+def test_curve_repliers_answer_members_only_and_stop_cleanly(
+    cell: Cell, tmp_path: Path, no_thread_leaks: None
+) -> None:
+    from motey.communication.zeromq_server import ZeroMQServer
+    from tests.helpers import free_port
+
+    ip = "127.0.5.20"
+    me = load_credentials(config_for(cell.add_node("srv", ip, out=tmp_path / "srv"), "srv", ip))
+    peer = json.loads((cell.add_node("cli", ip, out=tmp_path / "cli") / "curve.json").read_text())
+    members = CellMembers(me)
+    assert members.admit("cli", peer["public"], peer["signature"]) is None
+    keys = ("capabilities_replier", "deploy_image_replier")
+    keys += ("image_status_replier", "image_terminate_replier")
+    ports: dict[str, int] = {}
+    for key in keys:
+        while (port := free_port(ip)) in ports.values():
+            pass
+        ports[key] = port
+    context = zmq.Context()
+    server = ZeroMQServer(context, EchoHandler(), ip, ports, credentials=me, members=members)  # type: ignore[arg-type]
+    server.start()
+    try:
+
+        def ask(curve: tuple[str, str] | None) -> bytes | None:
+            sock = context.socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            if curve is not None:
+                sock.curve_serverkey = me.curve_public.encode()
+                sock.curve_publickey, sock.curve_secretkey = (k.encode() for k in curve)
+            sock.connect(f"tcp://{ip}:{ports['capabilities_replier']}")
+            try:
+                sock.send(b"hi")
+                return sock.recv() if sock.poll(1500) else None
+            finally:
+                sock.close(linger=0)
+
+        # answered, and the request carries the member's name as its authenticated identity
+        assert ask((peer["public"], peer["secret"])) == b"echo:hi from cli"
+        foreign = zmq.curve_keypair()
+        assert ask((foreign[0].decode(), foreign[1].decode())) is None
+        assert ask(None) is None
+    finally:
+        server.stop()
+        server.stop()  # idempotent
+        context.destroy(linger=0)

@@ -67,7 +67,7 @@ class NodeRequestHandler:
             RequestKind.CLAIMS: self._answer_claims,
         }[kind]
 
-        def answer(raw: bytes, peer: str = "") -> bytes:
+        def answer(raw: bytes, peer: str = "", address: str = "") -> bytes:
             result = "ok"
             try:
                 return action(raw)
@@ -83,7 +83,8 @@ class NodeRequestHandler:
             finally:
                 if self._audit is not None and kind in AUDITED:
                     self._audit.record(
-                        who=peer or "(unknown peer)",
+                        who=peer or (f"address {address}" if address else "(unknown peer)"),
+                        origin=address,
                         what=f"peer {kind.label} request",
                         result=result,
                         image=_image_id(raw),
@@ -136,17 +137,18 @@ class NodeRequestHandler:
         return proto.encode_services_reply(self._executor.describe(), owned)
 
 
-def peer_of(frame: zmq.Frame) -> str:
-    """Who sent a request: its authenticated identity (ZAP ``User-Id``, set by CURVE
-    authentication) when there is one, else its address (``Peer-Address``)."""
-    for prop, prefix in (("User-Id", ""), ("Peer-Address", "address ")):
+def peer_of(frame: zmq.Frame) -> tuple[str, str]:
+    """Who sent a request and from where: its authenticated identity (the ZAP
+    ``User-Id``: the cell member's name, set by CURVE authentication; empty without) and
+    its address (``Peer-Address``)."""
+    found = []
+    for prop in ("User-Id", "Peer-Address"):
         try:
             value = frame.get(prop)
         except (zmq.ZMQError, ValueError, AttributeError):
-            continue
-        if value:
-            return f"{prefix}{value}"
-    return ""
+            value = ""
+        found.append(str(value or ""))
+    return found[0], found[1]
 
 
 def _image_id(raw: bytes) -> str | None:
@@ -330,7 +332,7 @@ class ZeroMQServer:
                     monitor = self._monitor(sock)
                     continue
                 if len(frames) == 1:
-                    reply = answer(frames[0].bytes, peer_of(frames[0]))
+                    reply = answer(frames[0].bytes, *peer_of(frames[0]))
                 else:
                     log.info("{} request with {} frames refused", kind.label, len(frames))
                     reply = proto.encode_error(

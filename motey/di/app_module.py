@@ -37,7 +37,7 @@ from motey.repositories.capability_repository import CapabilityRepository
 from motey.repositories.idempotency_repository import IdempotencyRepository
 from motey.repositories.node_repository import NodeRepository
 from motey.repositories.service_repository import ServiceRepository
-from motey.security.access import AccessControl, TokenStore
+from motey.security.access import AccessControl, FailureLimiter, TokenStore
 from motey.security.audit import AuditLog
 from motey.security.credentials import credentials_for
 from motey.security.membership import CellMembers
@@ -252,7 +252,14 @@ class ApplicationContainer(containers.DeclarativeContainer):
         TokenStore.from_config, config.SECURITY.credentials, config.DATABASE.path
     )
     access_control = providers.Singleton(
-        AccessControl, mode=config.SECURITY.mode, store=token_store
+        AccessControl,
+        mode=config.SECURITY.mode,
+        store=token_store,
+        limiter=providers.Singleton(
+            FailureLimiter,
+            limit=config.SECURITY.failed_token_limit,
+            window=config.SECURITY.failed_token_window,
+        ),
     )
     audit_log = providers.Singleton(
         AuditLog.in_folder, providers.Callable(_audit_folder, full_config)

@@ -29,31 +29,36 @@ MAX_YAML_NODES = 20_000
 #: Most aliases one YAML document may use; anchors for shared settings need a handful.
 MAX_YAML_ALIASES = 100
 
-# Strings (whose brackets do not count) and the brackets themselves.
-_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-# The same for YAML flow collections; single-quoted strings as well.
-_YAML_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'|[\[\]{}]', re.DOTALL)
+# Escape pairs, string quotes and brackets: everything the depth scan looks at. An escape
+# pair is consumed whole, so an escaped quote never ends a string.
+_DEPTH_TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
 
 
-def check_json_depth(
-    text: str | bytes, what: str, limit: int = MAX_DEPTH, tokens: re.Pattern[str] = _JSON_TOKENS
-) -> None:
-    """Refuse JSON text nested deeper than ``limit`` without parsing it.
+def check_json_depth(text: str | bytes, what: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse text whose brackets nest deeper than ``limit``, without parsing it.
 
-    A linear scan: the regular expression skips strings in C, only brackets are counted.
+    One linear pass (the regular expression finds the next interesting character in C;
+    brackets inside double-quoted strings do not count). Used for JSON and for YAML's
+    flow collections; a YAML single-quoted string's brackets do count, which can only
+    refuse a document with more than ``limit`` unbalanced brackets inside one.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     depth = 0
-    for match in tokens.finditer(text):
+    in_string = False
+    for match in _DEPTH_TOKENS.finditer(text):
         token = match.group()
-        if token in "[{":
+        if token == '"':
+            in_string = not in_string
+        elif in_string or len(token) > 1:
+            continue
+        elif token in "[{":
             depth += 1
             if depth > limit:
                 raise ValidationError(
                     f"{what} is nested deeper than {limit} levels", field="(document)"
                 )
-        elif token in "]}":
+        else:
             depth -= 1
 
 
@@ -148,7 +153,7 @@ def safe_load_yaml(text: str) -> Any:
     # Flow collections ([ and {) are counted before the scanner sees them: PyYAML's
     # scanner looks far ahead in flow context, so 50000 brackets would cost it seconds.
     # Block nesting (indentation) is counted by the composer below.
-    check_json_depth(text, "YAML", tokens=_YAML_TOKENS)
+    check_json_depth(text, "YAML")
     loader = _LimitedLoader(text)
     try:
         try:

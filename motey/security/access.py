@@ -106,6 +106,11 @@ class _WatchedFile:
             stamp: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
         except FileNotFoundError:
             stamp = None
+        except OSError as exc:  # e.g. a folder the node may not enter: grants nothing
+            if self._stamp != (0, 0, 0):
+                log.error("cannot read token file {}: {}", self.path, exc)
+            self._stamp, self.records = (0, 0, 0), []
+            return
         if stamp == self._stamp:
             return
         self._stamp = stamp
@@ -258,7 +263,7 @@ class AccessControl:
         if not records:
             log.warning(
                 "no API tokens: every REST call except the web page is refused; "
-                "create one with `motey token create --name NAME --role admin`"
+                "create one with `motey token create --config FILE --name NAME --role admin`"
             )
         else:
             log.info("REST API needs a bearer token; {} token(s) accepted", len(records))

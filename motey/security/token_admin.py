@@ -54,7 +54,7 @@ class TokenAdmin:
             if name in taken:
                 raise ConflictError(f"a token named {name!r} exists already", field="name")
             record, token = TokenRecord.issue(name, role)
-            write_token_file(self.node_file, [*records, record])
+            self._write([*records, record])
         return record, token
 
     def revoke(self, name: str) -> TokenRecord:
@@ -70,8 +70,20 @@ class TokenAdmin:
                         field="name",
                     )
                 raise NotFoundError(f"no token named {name!r} on this node", field="name")
-            write_token_file(self.node_file, kept)
+            self._write(kept)
         return next(r for r in records if r.name == name)
+
+    def _write(self, records: list[TokenRecord]) -> None:
+        """Replace the node file; run as root, hand it to the owner of its folder.
+
+        ``motey token`` is often run with sudo while the node runs as its own user, who
+        must still be able to read the file (0600).
+        """
+        write_token_file(self.node_file, records)
+        if os.geteuid() == 0:
+            folder = self.node_file.parent.stat()
+            if folder.st_uid != 0:
+                os.chown(self.node_file, folder.st_uid, folder.st_gid)
 
     def _cell_records(self) -> list[TokenRecord]:
         return read_token_file(self.cell_file) if self.cell_file else []

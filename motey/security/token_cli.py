@@ -52,6 +52,12 @@ def run_token_command(config: dict[str, Any], args: argparse.Namespace) -> int:
         Path(credentials) / TOKEN_FILE if credentials else None,
     )
     audit = AuditLog.in_folder(config["LOGGER"]["log_path"] or config["DATABASE"]["path"])
+    if config["SECURITY"]["mode"] == "open" and args.token_command != "list":
+        print(
+            "motey: note: this node runs with [SECURITY] mode = open and asks for no token;"
+            " its tokens count once mode = secure",
+            file=sys.stderr,
+        )
     try:
         if args.token_command == "create":
             record, token = admin.create(args.name, args.role)

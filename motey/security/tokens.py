@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 from dataclasses import asdict, dataclass
@@ -23,6 +24,8 @@ TOKEN_PREFIX = "motey_"
 
 #: The roles, weakest first: each may do what the ones before it may.
 ROLES = ("viewer", "operator", "admin")
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def new_token() -> str:
@@ -64,9 +67,26 @@ def read_token_file(path: str | os.PathLike[str]) -> list[TokenRecord]:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read token file {file}: {exc}") from exc
     try:
-        return [TokenRecord(**entry) for entry in data["tokens"]]
+        records = [TokenRecord(**entry) for entry in data["tokens"]]
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"token file {file} is not a Motey token file: {exc}") from exc
+    for n, record in enumerate(records):
+        problem = _record_problem(record)
+        if problem:
+            raise ConfigError(f"token file {file}: entry {n} {problem}")
+    return records
+
+
+def _record_problem(record: TokenRecord) -> str | None:
+    """What is wrong with a record read from a file, or ``None``."""
+    for field in ("name", "role", "sha256", "created"):
+        if not isinstance(getattr(record, field), str):
+            return f"has a {field} that is not a string"
+    if record.role not in ROLES:
+        return f"has the unknown role {record.role!r} (roles: {', '.join(ROLES)})"
+    if not _SHA256.match(record.sha256):
+        return "has a sha256 that is not 64 hex digits"
+    return None
 
 
 def write_token_file(path: str | os.PathLike[str], records: list[TokenRecord]) -> None:

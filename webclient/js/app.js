@@ -3,7 +3,9 @@
  * vendor/vue.global.prod.js in the browser). Pages are chosen by the URL's hash
  * (#/overview, #/services, #/nodes, #/capabilities, #/deploy, #/settings); data comes
  * from polling the node's REST API, whose address is configurable (?api=URL, or the
- * settings page), defaulting to the node that served the page.
+ * settings page), defaulting to the node that served the page. A node in secure mode
+ * asks for a bearer token first (login page, token kept in sessionStorage); the page
+ * offers only what the token's role may do and returns to the login on a 401.
  */
 (function () {
   'use strict';
@@ -191,7 +193,7 @@
     onUnauthorized: function () {
       if (store.auth.needLogin) return;  // several requests of one poll may say 401
       requireLogin(store.auth.token
-        ? 'The node no longer accepts your token (revoked, or another cell). Log in again.'
+        ? 'The node no longer accepts your token (revoked, made on another node, or of another cell). Log in again.'
         : '');
     }
   };

@@ -224,6 +224,8 @@ def meta_blueprint() -> Blueprint:
                     "node": "/v1/node",
                     "openapi": "/v1/openapi.json",
                     "events": "/v1/events",
+                    "whoami": "/v1/whoami",
+                    "tokens": "/v1/tokens",
                 },
             }
         )

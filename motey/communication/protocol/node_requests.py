@@ -166,7 +166,9 @@ def error_from_reply(data: Any) -> MoteyError | None:
     if not isinstance(data, dict) or "error" not in data:
         return None
     kind = str(data.get("error"))
-    message = str(data.get("message") or kind)[:2000]
+    message = (
+        str(data.get("message") or kind)[:2000] or "the node answered an error without a reason"
+    )
     cls = getattr(errors, kind, None)
     if not (isinstance(cls, type) and issubclass(cls, MoteyError)):
         cls = CommunicationError
