@@ -187,7 +187,7 @@ def test_a_starting_node_asks_the_owners_before_it_operates(tmp_path: Path) -> N
 
 
 def test_a_dead_node_costs_one_request_timeout_per_round(tmp_path: Path) -> None:
-    rig = build(tmp_path, request_timeout=0.3, reschedule_after=60)
+    rig = build(tmp_path, request_timeout=0.5, reschedule_after=60)
     try:
         peer = rig.add_peer(FakePeer("127.9.0.2", capabilities=["zigbee"]))
         service = rig.orchestrator.submit_blueprint(
@@ -197,7 +197,7 @@ def test_a_dead_node_costs_one_request_timeout_per_round(tmp_path: Path) -> None
         cut(rig, peer)
         started = time.monotonic()
         rig.orchestrator.watch_once()
-        assert time.monotonic() - started < 0.3 * 2  # one timeout, not four
+        assert time.monotonic() - started < 0.5 * 2.4  # one timeout, not four
         hurt = rig.orchestrator.get_service(service.id)
         assert all("unreachable" in i.state_message for i in hurt.images)
     finally:
