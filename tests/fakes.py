@@ -132,7 +132,7 @@ class FakePeer:
     lifecycle: str = "OPERATE"
     load: float = 0.1
     delay: float = 0.0  # seconds every request takes
-    silent: bool = False  # never answers (after ``delay``... or the client's timeout)
+    silent: bool = False  # never answers (the request ends at the client's timeout)
     bare_ip: bool = False  # known by a bare-IP register only (no presence)
     engine: FakeEngine = field(default_factory=FakeEngine)
     requests: int = 0
@@ -178,12 +178,11 @@ class FakeRemote:
         if peer is None:
             raise PeerSilent(f"node {node.ip} did not answer (unknown)")
         peer.requests += 1
-        wait = min(peer.delay, self.timeout) if peer.silent else peer.delay
-        if peer.silent:
-            wait = self.timeout
-        if self._cancel.wait(wait):
+        # Like the ZeroMQ client: a request gives up after the timeout, or ends at a cancel.
+        late = peer.silent or peer.delay > self.timeout
+        if self._cancel.wait(self.timeout if late else peer.delay):
             raise CommunicationError("node client stopped during the request")
-        if peer.silent:
+        if late:
             raise PeerSilent(f"node {node.ip} did not answer within {self.timeout:g} s")
         return peer
 

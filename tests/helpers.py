@@ -6,6 +6,7 @@ a developer's demo cluster (which uses 127.0.1.x) without port clashes.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import itertools
 import os
@@ -67,6 +68,7 @@ def _claim_block() -> int:
             handle.close()
             continue
         _block_lock = handle  # held (open) for the life of this test run
+        atexit.register(handle.close)
         return block
     raise RuntimeError("no free loopback block for this test run")
 

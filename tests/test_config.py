@@ -107,7 +107,7 @@ def test_healing_keys(tmp_path: Path) -> None:
     orchestrator = config["ORCHESTRATOR"]
     assert orchestrator["placement_deadline"] is None  # wait as long as it takes
     assert orchestrator["stop_after_disconnect"] < orchestrator["reschedule_after"]
-    assert config["ZEROMQ"]["image_claims_replier"] == 5095
+    assert config["ZEROMQ"]["image_claims_replier"] == 5097
     config = load_config(
         write(tmp_path, "[NODE]\nip = 127.0.0.1\n[ORCHESTRATOR]\nplacement_deadline = 7.5\n"),
         environ={},

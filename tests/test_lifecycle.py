@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
 from flask import Flask
 
 from motey.cli import STOP_TIMEOUT
 from motey.communication.api_server import APIServer
+from motey.communication.protocol.node_requests import RequestKind
+from motey.communication.zeromq_server import ZeroMQServer
 from motey.config import load_config
 from motey.core import Core
-from motey.di.app_module import build_container
+from motey.di.app_module import build_container, shutdown_resources
 from motey.errors import StorageError
 from motey.lifecycle import DEFAULT_STOP_WAIT, LifecycleGroup, stop_wait
 from motey.models.node import NodeLifecycle
@@ -187,3 +190,56 @@ def test_closed_database_is_never_reopened(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="closed"):
         repo.all()
     assert not (tmp_path / "services.json.new").exists()
+
+
+class SlowHandler:
+    """Answers every ZeroMQ request after ``seconds``; tells when one is inside."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.entered = threading.Event()
+
+    def handler(self, _kind: RequestKind) -> Any:
+        def answer(_raw: bytes) -> bytes:
+            self.entered.set()
+            time.sleep(self.seconds)
+            return b"{}"
+
+        return answer
+
+
+@pytest.mark.parametrize(("handler_seconds", "drained"), [(1.0, True), (4.0, False)])
+def test_zeromq_stop_waits_for_repliers_and_keeps_the_context_when_one_is_busy(
+    tmp_path: Path, handler_seconds: float, drained: bool
+) -> None:
+    ip = next_loopback()
+    container = build_container(_config(tmp_path))
+    container.config.LOGGER.console.from_value(False)
+    context = container.zmq_context()  # the node's shared context (a resource)
+    services_db = container.services_db()
+    handler = SlowHandler(handler_seconds)
+    ports = {k.value: free_port(ip) for k in RequestKind}
+    server = ZeroMQServer(context, handler, ip, ports)  # type: ignore[arg-type]
+    server.start()
+    client = context.socket(zmq.REQ)
+    client.setsockopt(zmq.LINGER, 0)
+    client.connect(server.endpoint(RequestKind.STATUS))
+    client.send(b"{}")
+    assert handler.entered.wait(5)
+    began = time.monotonic()
+    server.stop()
+    assert time.monotonic() - began <= ZeroMQServer.STOP_WAIT + 1.0
+    assert server.drained is drained
+    if drained:
+        assert client.poll(1000), "the request in flight was answered before the stop ended"
+    client.close(linger=0)
+
+    # The entry point closes the databases in any case, the shared context only when no
+    # replier may still use it.
+    shutdown_resources(container, drained=server.drained)
+    with pytest.raises(StorageError, match="closed"):
+        ServiceRepository(services_db).all()
+    assert context.closed is drained
+    if not drained:  # the replier leaves its handler later and closes its socket
+        time.sleep(max(0.0, handler_seconds - (time.monotonic() - began)) + 0.5)
+        context.destroy(linger=0)

@@ -68,7 +68,7 @@ def test_placement_skips_a_peer_known_unreachable_without_asking(rig: Rig) -> No
     )
     waiting = wait_state(rig, service.id, "INSTANTIATING")
     wait_for_waiting(rig, service.id)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.5  # the peer would take 3 s
     assert dead.requests == 0
     assert waiting.images[0].node is None
 
@@ -79,18 +79,18 @@ def test_placement_skips_a_peer_known_unreachable_without_asking(rig: Rig) -> No
 def test_images_start_and_stop_side_by_side(tmp_path: Path) -> None:
     rig = build(tmp_path, workers=4)
     try:
-        rig.engine.start_delay = rig.engine.stop_delay = 0.3
+        rig.engine.start_delay = rig.engine.stop_delay = 0.5
         images = [{"name": f"i{n}"} for n in range(4)]
         started = time.monotonic()
         service = rig.orchestrator.submit_blueprint(blueprint(*images))
         wait_state(rig, service.id, "RUNNING", timeout=3)
-        assert time.monotonic() - started < 0.3 * 4 * 0.75  # well below one after another
+        assert time.monotonic() - started < 0.5 * 3  # one after another: 0.5 * 4
         assert rig.engine.max_active == 4
         rig.engine.max_active = 0
         started = time.monotonic()
         rig.orchestrator.terminate(service.id)
         wait_state(rig, service.id, "TERMINATED", timeout=3)
-        assert time.monotonic() - started < 0.3 * 4 * 0.75
+        assert time.monotonic() - started < 0.5 * 3
         assert rig.engine.max_active == 4
     finally:
         rig.close()

@@ -10,7 +10,7 @@ import docker
 
 from tests.helpers import TEST_IMAGE, unique_name
 
-STOP_TIMEOUT = 3
+STOP_TIMEOUT = 4
 
 
 def test_images_that_ignore_sigterm_stop_in_one_stop_timeout(

@@ -3,6 +3,12 @@
 Measured before: ``core.py`` set DECOMMISSION before the orchestrator stopped; the next
 image of the running deployment failed ("node is in DECOMMISSION"), the job rolled back
 and the service ended in a final ERROR although the stop promised a resume.
+
+The failure needs the next image to be placed between DECOMMISSION and the orchestrator's
+stop, a window real Docker hits only now and then; the ordering itself is checked
+deterministically in tests/test_lifecycle.py (the Core stops its workers while the node
+still operates) and the pause in tests/test_orchestrator_rules.py (fake engine). This
+test guards the whole path through real processes.
 """
 
 from __future__ import annotations
@@ -40,9 +46,11 @@ def test_stop_during_deployment_resumes_to_running(node: MoteyNode, docker_clien
                 break
             time.sleep(0.02)
         assert node.stop() == 0
-        if stored(node, sid)["state"] == "INSTANTIATING":
+        state = stored(node, sid)["state"]
+        assert state in ("INSTANTIATING", "RUNNING"), stored(node, sid)["history"]
+        if state == "INSTANTIATING":
             break
-        node.start()
+        node.start()  # it finished before the stop: try again
     else:
         raise AssertionError("the deployment always finished before the stop")
 

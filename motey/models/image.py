@@ -38,6 +38,8 @@ class Image:
     instance_id: str | None = None
     service_id: str | None = None
     owner_id: str | None = None
+    #: The owner's address, so a node can ask it directly even without a node list.
+    owner_ip: str | None = None
     #: Set while no node meets the image's requirements; the orchestrator keeps looking.
     awaiting_placement: bool = False
     #: Wall-clock time the image started waiting for a node (for placement_deadline).
@@ -61,6 +63,7 @@ class Image:
             "instance_id": self.instance_id,
             "service_id": self.service_id,
             "owner_id": self.owner_id,
+            "owner_ip": self.owner_ip,
             "awaiting_placement": self.awaiting_placement,
             "awaiting_since": self.awaiting_since,
             "on_disconnect": self.on_disconnect,
@@ -83,6 +86,7 @@ class Image:
             instance_id=data.get("instance_id"),
             service_id=data.get("service_id"),
             owner_id=data.get("owner_id"),
+            owner_ip=data.get("owner_ip"),
             awaiting_placement=bool(data.get("awaiting_placement", False)),
             awaiting_since=data.get("awaiting_since"),
             on_disconnect=str(data.get("on_disconnect") or "keep"),

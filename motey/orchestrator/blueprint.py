@@ -54,7 +54,9 @@ def _check_requirements(data: dict[str, Any]) -> None:
             parse_requirement(requirement, field=f"images[{i}].capabilities[{j}]")
 
 
-def service_from_blueprint(data: dict[str, Any], owner_id: str) -> Service:
+def service_from_blueprint(
+    data: dict[str, Any], owner_id: str, owner_ip: str | None = None
+) -> Service:
     """A fresh service (state INITIAL) with new ids for it and each of its images."""
     service_id = str(uuid.uuid4())
     now = time.time()
@@ -68,6 +70,7 @@ def service_from_blueprint(data: dict[str, Any], owner_id: str) -> Service:
             state=ImageState.INITIAL,
             service_id=service_id,
             owner_id=owner_id,
+            owner_ip=owner_ip,
             on_disconnect=entry.get("on_disconnect") or "keep",
         )
         for entry in data["images"]

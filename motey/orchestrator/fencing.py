@@ -25,7 +25,7 @@ from motey.models.node import Node
 from motey.node.identity import NodeIdentity
 from motey.orchestrator.cluster import ClusterGateway
 from motey.orchestrator.executor import ImageExecutor
-from motey.val.plugin import LABEL_ON_DISCONNECT, LABEL_OWNER_ID, InstanceInfo
+from motey.val.plugin import LABEL_ON_DISCONNECT, LABEL_OWNER_ID, LABEL_OWNER_IP, InstanceInfo
 
 log = logbook.Logger(__name__)
 
@@ -64,7 +64,7 @@ class Fence:
             return
         self._stop.clear()
         for owner_id, images in self._foreign().items():
-            node = self._gateway.peer(owner_id, None)
+            node = self._owner(owner_id, images)
             if node is not None and self._answers(node):
                 self._claim(owner_id, node, images)
             else:
@@ -98,7 +98,7 @@ class Fence:
             # timeout, which must not be added to stop_after_disconnect.
             images = self._stop_if_overdue(owner_id, images)
             sent = self._clock()
-            node = self._gateway.peer(owner_id, None)
+            node = self._owner(owner_id, images)
             if node is not None and self._answers(node):
                 if self._lost_since.pop(owner_id, None) is not None:
                     log.info("owner {} answers again; asking which images to keep", owner_id)
@@ -141,6 +141,18 @@ class Fence:
                 if owner and owner != self._identity.id and info.image_id:
                     found.setdefault(owner, []).append((engine, info))
         return found
+
+    def _owner(self, owner_id: str, images: list[Foreign]) -> Node | None:
+        """The owner as discovery knows it, else at the address its images were labelled
+        with (a node restarted while the broker is away has no node list)."""
+        known = self._gateway.peer(owner_id, None)
+        if known is not None:
+            return known
+        for _engine, info in images:
+            ip = info.labels.get(LABEL_OWNER_IP)
+            if ip:
+                return Node(ip=ip, id=owner_id, version="labelled")
+        return None
 
     def _answers(self, node: Node) -> bool:
         try:

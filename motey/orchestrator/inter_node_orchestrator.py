@@ -160,7 +160,9 @@ class InterNodeOrchestrator:
         """
         self._identity.require_operational()
         data = loader(text)
-        service = service_from_blueprint(data, owner_id=self._identity.id)
+        service = service_from_blueprint(
+            data, owner_id=self._identity.id, owner_ip=self._identity.ip
+        )
         service.idempotency_key = idempotency_key  # stored with the service, in one write
         local_caps = self._executor.capabilities()
         for index, image in enumerate(service.images):

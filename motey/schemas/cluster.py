@@ -78,6 +78,12 @@ DEPLOY_REQUEST_SCHEMA: dict[str, Any] = {
         "node": {"type": ["string", "null", "object"]},
         "service_id": {"type": ["string", "null"], "maxLength": 128},
         "owner_id": {"type": ["string", "null"], "maxLength": 128},
+        "owner_ip": {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){3}$"},
+                {"type": "null"},
+            ]
+        },
         "on_disconnect": {"enum": ["keep", "stop", None]},
     },
 }

@@ -14,6 +14,7 @@ from motey.val.plugin import (
     LABEL_NODE_ID,
     LABEL_ON_DISCONNECT,
     LABEL_OWNER_ID,
+    LABEL_OWNER_IP,
     LABEL_SERVICE_ID,
     InstanceInfo,
     InstanceStatus,
@@ -114,6 +115,7 @@ class VALManager:
             LABEL_IMAGE_ID: image.id,
             LABEL_OWNER_ID: image.owner_id or self._node_id,
             LABEL_ON_DISCONNECT: image.on_disconnect,
+            **({LABEL_OWNER_IP: image.owner_ip} if image.owner_ip else {}),
         }
         plugin = self.plugin(image.engine)
         plugin.ensure_image(image.name)

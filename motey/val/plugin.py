@@ -18,6 +18,8 @@ LABEL_NODE_ID = "motey.node_id"
 LABEL_SERVICE_ID = "motey.service_id"
 LABEL_IMAGE_ID = "motey.image_id"
 LABEL_OWNER_ID = "motey.owner_id"
+#: The owner's address, for a node that has no node list yet (broker away after a restart).
+LABEL_OWNER_IP = "motey.owner_ip"
 #: ``keep`` or ``stop``: what the node does with the instance while cut off from its owner.
 LABEL_ON_DISCONNECT = "motey.on_disconnect"
 

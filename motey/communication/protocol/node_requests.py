@@ -281,6 +281,7 @@ def encode_deploy_request(image: Image) -> bytes:
             "node": image.node,
             "service_id": image.service_id,
             "owner_id": image.owner_id,
+            "owner_ip": image.owner_ip,
             "on_disconnect": image.on_disconnect,
         }
     )
@@ -308,6 +309,7 @@ def decode_deploy_request(raw: bytes) -> Image:
         node=node if isinstance(node, str) else None,
         service_id=data.get("service_id"),
         owner_id=data.get("owner_id") or UNKNOWN_OWNER,
+        owner_ip=data.get("owner_ip"),
         on_disconnect=data.get("on_disconnect") or "keep",
     )
 
