@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from motey.errors import ValidationError
+from motey.schemas.limits import loads_json
 from motey.security import pki
 
 TOPIC_REVOCATIONS = "motey/v1/cell/revocations"
@@ -61,7 +62,7 @@ def decode(ca_cert: x509.Certificate, payload: bytes) -> Revocations:
     if len(payload) > MAX_PAYLOAD:
         raise ValidationError(f"revocation list of {len(payload)} bytes is too long")
     try:
-        data = json.loads(payload.decode("utf-8"))
+        data = loads_json(payload, "revocation list")
         sequence = int(data["sequence"])
         entries = data["revoked"]
         signature = str(data["signature"])
