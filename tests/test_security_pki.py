@@ -114,7 +114,7 @@ class EchoHandler:
     """Answers every request kind with the request itself (the repliers' plumbing only)."""
 
     def handler(self, kind: Any) -> Any:
-        return lambda raw, peer="": b"echo:" + raw + b" from " + peer.encode()
+        return lambda raw, peer="", address="": b"echo:" + raw + b" from " + peer.encode()
 
 
 def test_curve_repliers_answer_members_only_and_stop_cleanly(

@@ -234,7 +234,7 @@ class ZeroMQServer:
         log.info(
             "ZeroMQ repliers listening on {} ports {}{}",
             self.ip,
-            ", ".join(str(self._ports[k]) for k in RequestKind),
+            ", ".join(str(self._ports[k]) for k in sockets),
             " (CURVE, cell members only)" if self._zap is not None else " (plain: open mode)",
         )
 
