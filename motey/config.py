@@ -105,6 +105,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "allow_root_user": "false",
         "allow_restart_policy": "false",
         "allowed_images": "*",
+        "max_shm_size": "256m",
     },
 }
 

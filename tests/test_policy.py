@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from motey.capabilityengine.capability_engine import CapabilityEngine
-from motey.errors import PolicyError
+from motey.errors import ConfigError, PolicyError
 from motey.models.image import Image
 from motey.node.identity import NodeIdentity
 from motey.orchestrator.executor import ImageExecutor
@@ -29,6 +29,7 @@ ALLOW_ALL = {
     "allow_docker_socket": "true",
     "allow_root_user": "true",
     "allow_restart_policy": "true",
+    "max_shm_size": "128g",
 }
 
 #: (parameters, the policy keys that allow them: their own, plus the Docker socket's for
@@ -49,6 +50,7 @@ DANGEROUS: list[tuple[dict[str, Any], dict[str, str]]] = [
     ({"user": 0}, {"allow_root_user": "true"}),
     ({"restart_policy": {"Name": "always"}}, {"allow_restart_policy": "true"}),
     ({"restart_policy": {"Name": "unless-stopped"}}, {"allow_restart_policy": "true"}),
+    ({"shm_size": "64g"}, {"max_shm_size": "64g"}),
 ]
 
 KEY_OF = {
@@ -61,6 +63,7 @@ KEY_OF = {
     "volumes": "allowed_bind_paths",
     "user": "allow_root_user",
     "restart_policy": "allow_restart_policy",
+    "shm_size": "max_shm_size",
 }
 
 
@@ -105,6 +108,16 @@ def test_harmless_parameters_pass_the_default_policy() -> None:
             }
         )
     )
+
+
+def test_shm_size_is_capped_by_max_shm_size() -> None:
+    """/dev/shm is host memory: 64g was accepted before; the default cap is 256m."""
+    BlueprintPolicy().check(image({"shm_size": "256m"}))
+    BlueprintPolicy().check(image({"shm_size": 64 * 1024 * 1024}))
+    with pytest.raises(PolicyError, match="max_shm_size"):
+        BlueprintPolicy().check(image({"shm_size": "257m"}))
+    with pytest.raises(ConfigError, match="max_shm_size"):
+        BlueprintPolicy.from_config({"max_shm_size": "lots"})
 
 
 def test_cap_add_lists_only_named_capabilities() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from motey.errors import PolicyError
+from motey.errors import ConfigError, MoteyError, PolicyError
 from motey.models.image import Image
 
 #: Where Docker's API socket lives on common hosts; binding it (or a folder above it)
@@ -54,6 +54,8 @@ class BlueprintPolicy:
     allow_root_user: bool = False
     allow_restart_policy: bool = False
     allowed_images: tuple[str, ...] = ("*",)
+    #: Bytes of /dev/shm an image may ask for: it is a tmpfs in the host's memory.
+    max_shm_size: int = 256 * 1024 * 1024
     docker_sockets: tuple[str, ...] = field(default=DOCKER_SOCKET_PATHS)
 
     @classmethod
@@ -81,6 +83,9 @@ class BlueprintPolicy:
             allow_root_user=_flag(s.get("allow_root_user", False)),
             allow_restart_policy=_flag(s.get("allow_restart_policy", False)),
             allowed_images=images,
+            max_shm_size=parse_bytes(
+                s.get("max_shm_size", "256m"), "[POLICY] max_shm_size", ConfigError
+            ),
             docker_sockets=tuple(dict.fromkeys(sockets)),
         )
 
@@ -114,6 +119,11 @@ class BlueprintPolicy:
         user = params.get("user")
         if user is not None and _is_root(user) and not self.allow_root_user:
             self._refuse(node, f"{where}.user", "allow_root_user", f"user {user!r}")
+        shm = params.get("shm_size")
+        if shm is not None and parse_bytes(shm, f"{where}.shm_size") > self.max_shm_size:
+            self._refuse(
+                node, f"{where}.shm_size", "max_shm_size", f"shm_size {shm!r} (host memory)"
+            )
         restart = params.get("restart_policy")
         policy_name = restart.get("Name") if isinstance(restart, dict) else None
         if policy_name not in (None, "", "no") and not self.allow_restart_policy:
@@ -145,6 +155,19 @@ class BlueprintPolicy:
             field=parameter,
             details={"parameter": parameter, "policy_key": key},
         )
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_bytes(value: Any, field: str, error: type[MoteyError] = PolicyError) -> int:
+    """``123``, ``512m``, ``1g`` as bytes (Docker's units), or ``error`` naming ``field``."""
+    text = str(value).strip().lower()
+    unit = text[-1] if text and text[-1] in _UNITS else ""
+    number = text[: len(text) - len(unit)]
+    if not number.isdigit():
+        raise error(f"{field}: {value!r} is not a size like 64m or 1g", field=field)
+    return int(number) * _UNITS[unit]
 
 
 def _cap(name: str) -> str:
