@@ -56,16 +56,39 @@ def fuzz(node: MoteyNode, token: str | None) -> int:
                 for k, v in (kwargs.pop("headers", None) or {}).items()
                 if k.lower() not in ("authorization", "user-agent")
             }
+            path = url[len(node.url) :]
+            streaming = _streams(path, kwargs.get("params"))
             response = node.request(
-                method, url[len(node.url) :], token=token, headers=headers, timeout=30, **kwargs
+                method, path, token=token, headers=headers, timeout=30, stream=streaming, **kwargs
             )
             sent += 1
+            if streaming:
+                # An event stream or followed logs run until the client leaves: check the
+                # status and the content type, then leave.
+                with response:
+                    assert response.status_code < 500, (path, response.status_code)
+                return
             case.validate_response(
                 response, checks=[not_a_server_error, response_schema_conformance]
             )
 
         check()
     return sent
+
+
+def _streams(path: str, params: Any) -> bool:
+    """Whether a request opens a long-lived response (SSE events, followed logs)."""
+    if path.split("?", 1)[0].rstrip("/") == "/v1/events":
+        return True
+    follow = (params or {}).get("follow") if isinstance(params, dict) else None
+    if follow is None and "follow=" in path:
+        follow = path.split("follow=", 1)[1].split("&", 1)[0]
+    return path.split("?", 1)[0].endswith("/logs") and str(follow).lower() not in (
+        "",
+        "0",
+        "false",
+        "none",
+    )
 
 
 @pytest.fixture
