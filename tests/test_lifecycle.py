@@ -32,7 +32,7 @@ from motey.models.node import NodeLifecycle
 from motey.node.identity import NodeIdentity
 from motey.repositories.base import Database
 from motey.repositories.service_repository import ServiceRepository
-from tests.helpers import free_port, next_loopback
+from tests.helpers import free_port, issue_node_credentials, next_loopback
 
 #: What the entry point needs after the components stopped: resources, interpreter exit.
 EXIT_MARGIN = 5.0
@@ -59,11 +59,15 @@ class Recorder:
 
 
 def _config(tmp_path: Path) -> dict[str, Any]:
+    """A secure node's config (the default mode, so every secure component is counted)."""
+    ip = next_loopback()
+    credentials = issue_node_credentials("budget", ip, tmp_path / "credentials")
     config_file = tmp_path / "config.ini"
     config_file.write_text(
-        f"[NODE]\nip = {next_loopback()}\nname = budget\n[DATABASE]\npath = {tmp_path / 'db'}\n"
+        f"[NODE]\nip = {ip}\nname = budget\n[DATABASE]\npath = {tmp_path / 'db'}\n"
         f"[LOGGER]\nlog_path = {tmp_path / 'log'}\n"
         f"[ZEROMQ]\ncapability_engine_ipc_path = {tmp_path / 'cap.ipc'}\n"
+        f"[SECURITY]\nmode = secure\ncredentials = {credentials}\n"
     )
     return load_config(config_file, environ={})
 
@@ -200,7 +204,7 @@ class SlowHandler:
         self.entered = threading.Event()
 
     def handler(self, _kind: RequestKind) -> Any:
-        def answer(_raw: bytes) -> bytes:
+        def answer(_raw: bytes, *_peer: str) -> bytes:  # (request, identity, address)
             self.entered.set()
             time.sleep(self.seconds)
             return b"{}"

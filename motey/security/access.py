@@ -245,6 +245,9 @@ OPEN_PRINCIPAL = Principal(name="anonymous", role="admin", source="open")
 class AccessControl:
     """Decides one request: who is calling, and may they."""
 
+    #: Seconds :meth:`stop` may take: it holds no thread or socket.
+    STOP_WAIT = 0.1
+
     def __init__(self, mode: str, store: TokenStore, limiter: FailureLimiter | None = None) -> None:
         self.mode = mode
         self.store = store
