@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 from motey import __version__
 from motey.capabilityengine.capability_engine import CapabilityEngine
 from motey.communication.api.access import caller_role
+from motey.communication.api.listing import ListingCache, parse_page
 from motey.errors import UnsupportedMediaType, ValidationError
 from motey.models.service import Service
 from motey.node.identity import NodeIdentity
@@ -64,6 +65,7 @@ def service_blueprint(
 ) -> Blueprint:
     """``/v1/service``: deploy, list, inspect and terminate services."""
     bp = Blueprint("service", __name__)
+    listing = ListingCache(lambda: orchestrator.book.generation)
 
     @bp.get("/v1/service")
     def list_services() -> Any:
@@ -72,7 +74,12 @@ def service_blueprint(
             return jsonify(cell.list_services())
         if scope != "node":
             raise ValidationError("scope must be node (default) or cell", field="scope")
-        return jsonify([_service_json(s) for s in orchestrator.list_services()])
+        page = parse_page(request.args)
+        body = listing.body(
+            (caller_role(), page),
+            lambda: page.apply([_service_json(s) for s in orchestrator.list_services()]),
+        )
+        return Response(body, mimetype="application/json")
 
     @bp.post("/v1/service")
     def create_service() -> Any:

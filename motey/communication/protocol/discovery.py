@@ -94,6 +94,7 @@ def encode_presence(node: Node, state: NodeReachability = NodeReachability.REACH
         "lifecycle": node.lifecycle.value,
         "version": node.version,
         "load": node.load,
+        "images": node.images,
         "capabilities": [
             {k: v for k, v in c.items() if k in ("capability", "capability_type", "value")}
             for c in node.capabilities
@@ -140,6 +141,7 @@ def decode_presence(topic: str, payload: bytes) -> Node | None:
         last_seen=0.0,
         capabilities=list(data.get("capabilities") or []),
         load=float(load) if load is not None else None,
+        images=data.get("images"),
         curve_key=data.get("curve_key"),
         curve_signature=data.get("curve_sig"),
     )
