@@ -159,6 +159,7 @@ class ImageExecutor:
         """Stop and remove an instance known only by its labels (an orphan, a fenced copy)."""
         return self._val.terminate(Image(id=image_id, name="", engine=engine))
 
+
 def _is_device(path: str) -> bool:
     """Only device nodes are handed to a container, never files or folders a glob hit."""
     try:

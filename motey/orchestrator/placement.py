@@ -103,13 +103,9 @@ class Placement:
         # image needs is not worth a request (in a big cell most peers are such).
         # Only when none of the others fits are they all asked after all (their
         # capabilities may have changed since their last presence).
-        asked = [
-            p for p in peers if not (p.version and unmet(image.capabilities, p.capabilities))
-        ]
+        asked = [p for p in peers if not (p.version and unmet(image.capabilities, p.capabilities))]
         answers = self._ask(asked)
-        if len(asked) < len(peers) and not any(
-            self._fits(image, info) for _node, info in answers
-        ):
+        if len(asked) < len(peers) and not any(self._fits(image, info) for _node, info in answers):
             answers += self._ask([p for p in peers if p not in asked])
             asked = peers
         fitting: list[tuple[int, float, int, Node]] = []
@@ -164,7 +160,8 @@ class Placement:
     @staticmethod
     def _fits(image: Image, info: dict[str, Any]) -> bool:
         lifecycle = info.get("lifecycle", NodeLifecycle.OPERATE.value)
-        return lifecycle == NodeLifecycle.OPERATE.value and not unmet(image.capabilities, info.get("capabilities", []))
+        missing = unmet(image.capabilities, info.get("capabilities", []))
+        return lifecycle == NodeLifecycle.OPERATE.value and not missing
 
     def _ask(self, peers: list[Node]) -> list[tuple[Node, dict[str, Any]]]:
         """Ask ``peers`` in parallel; return within ``timeout`` whatever has answered.

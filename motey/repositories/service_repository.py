@@ -114,6 +114,7 @@ class ServiceRepository:
 
     def remove(self, service_id: str) -> bool:
         """Forget a service; ``True`` when one was removed."""
+
         def write(db: Any) -> bool:
             docs = self._docs()
             removed = bool(db.table("services").remove(Query().id == service_id))
