@@ -162,7 +162,6 @@ class ZeroMQNodeClient:
             node, RequestKind.SERVICES, proto.encode_services_request(), self._request_timeout
         )
         return self._decode(node, RequestKind.SERVICES, proto.decode_services_reply, raw)
-
     def claims(self, node: Node, own_id: str, image_ids: list[str]) -> dict[str, list[str]]:
         """Ask the owner ``node`` which of ``image_ids`` this node (``own_id``) may keep."""
         raw = self._request(

@@ -124,6 +124,7 @@ class NodeRequestHandler:
         )
         return proto.encode_claims_reply(keep, stop)
 
+
     def _logs(self, raw: bytes) -> bytes:
         request = proto.decode_logs_request(raw)
         chunk = self._executor.logs(request.ref.as_image(), tail=request.tail, since=request.since)

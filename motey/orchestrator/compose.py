@@ -44,7 +44,9 @@ SERVICE_KEYS = frozenset(
 )
 
 _RESTART = {"no": None, "always": "always", "unless-stopped": "unless-stopped"}
-_CONSTRAINT = re.compile(r"^\s*node\.labels\.([A-Za-z0-9_.:/-]{1,128})\s*(==|!=)\s*(\S{1,256})\s*$")
+_CONSTRAINT = re.compile(
+    r"^\s*node\.labels\.([A-Za-z0-9_.:/-]{1,128})\s*(==|!=)\s*(\S{1,256})\s*$"
+)
 _PORT = re.compile(
     r"^(?:(?:(?P<ip>\d{1,3}(?:\.\d{1,3}){3}):)?(?P<host>\d{1,5}):)?(?P<container>\d{1,5})"
     r"(?:/(?P<proto>tcp|udp|sctp))?$"
@@ -82,11 +84,15 @@ def compose_to_blueprint(text: str, name: str | None = None) -> dict[str, Any]:
         refused.extend(f"services.{key}.{k}" for k in body if k not in SERVICE_KEYS)
         deploy = body.get("deploy")
         if isinstance(deploy, dict):
-            refused.extend(f"services.{key}.deploy.{k}" for k in deploy if k != "placement")
+            refused.extend(
+                f"services.{key}.deploy.{k}" for k in deploy if k != "placement"
+            )
             placement = deploy.get("placement")
             if isinstance(placement, dict):
                 refused.extend(
-                    f"services.{key}.deploy.placement.{k}" for k in placement if k != "constraints"
+                    f"services.{key}.deploy.placement.{k}"
+                    for k in placement
+                    if k != "constraints"
                 )
     if refused:
         raise ValidationError(
@@ -281,7 +287,8 @@ def _volumes(value: Any, field: str) -> list[str]:
             extra = set(item) - {"type", "source", "target", "read_only"}
             if extra or item.get("type", "bind") not in ("bind", "volume"):
                 raise ValidationError(
-                    f"{where}: only type (bind, volume), source, target and read_only are honoured",
+                    f"{where}: only type (bind, volume), source, target and read_only are "
+                    "honoured",
                     field=where,
                 )
             if not item.get("source") or not item.get("target"):
