@@ -44,7 +44,7 @@ def cell(
 ) -> Iterator[Cell]:
     """a: no special capability; b: zigbee; the original peer: legacy_plc."""
     workdir: Path = tmp_path_factory.mktemp("original")
-    broker = Mosquitto(workdir / "mosquitto").start()
+    broker = Mosquitto(workdir / "mosquitto", secure=False).start()
     ctx = zmq.Context()
     nodes: list[MoteyNode] = []
     peer: OriginalPeer | None = None
