@@ -66,7 +66,6 @@ class ImageExecutor:
             "capabilities": self._capabilities.all(),
         }
 
-    @property
     def image_count(self) -> int:
         """How many images this node started and still runs (as far as it knows)."""
         return len(self._images)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -149,6 +150,7 @@ def nodes_blueprint(
     status: NodeStatusMonitor,
     identity: NodeIdentity,
     capabilities: CapabilityEngine,
+    image_count: Callable[[], int] | None = None,
 ) -> Blueprint:
     """``/v1/nodes``, ``/v1/nodestatus`` and ``/v1/node`` (this node's lifecycle)."""
     bp = Blueprint("nodes", __name__)
@@ -158,6 +160,8 @@ def nodes_blueprint(
         sample = status.snapshot()
         if sample.get("load_average") and sample["cpu"].get("count"):
             node.load = round(sample["load_average"][0] / sample["cpu"]["count"], 4)
+        if image_count is not None:
+            node.images = image_count()
         entry = node.to_dict()
         entry["self"] = True
         entry["lifecycle_reason"] = identity.lifecycle_reason
