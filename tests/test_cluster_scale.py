@@ -1,0 +1,78 @@
+"""A join storm in a real cell: 10 nodes operate, 10 more start at once (issue 12).
+
+Before, every presence rewrote and fsynced the node list on the MQTT network thread and
+every join made every node re-announce itself, so a storm kept the network threads busy
+for longer than the stale limit and healthy nodes were marked "silent ... unreachable".
+Here the presence interval is 1 s (stale after 3 s), so a network thread that falls
+behind by 3 s shows as a false alarm in some node's log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Mosquitto, MoteyNode, wait_for
+
+FAST_PRESENCE = {"MQTT": {"keepalive": 2, "presence_interval": 1}, "LOGGER": {"level": "INFO"}}
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    mosquitto = Mosquitto(tmp_path / "mosquitto").start()
+    yield mosquitto
+    mosquitto.stop()
+
+
+def reachable_peers(node: MoteyNode) -> set[str]:
+    return {
+        n["ip"]
+        for n in node.get("/v1/nodes").json()
+        if not n["self"] and n["state"] == "REACHABLE" and n["lifecycle"] == "OPERATE"
+    }
+
+
+def test_a_join_storm_of_twenty_raises_no_false_alarms(tmp_path: Path, broker: Mosquitto) -> None:
+    mqtt = (broker.ip, broker.port)
+    nodes = [MoteyNode(tmp_path, mqtt=mqtt, extra=FAST_PRESENCE) for _ in range(20)]
+    try:
+        for node in nodes[:10]:
+            node.start(wait=False)
+        for node in nodes[:10]:
+            node.wait_ready(timeout=60)
+        for node in nodes[10:]:  # the storm: ten at once
+            node.start(wait=False)
+        for node in nodes[10:]:
+            node.wait_ready(timeout=90)
+        everyone = {n.ip for n in nodes}
+        for node in nodes:
+            wait_for(
+                lambda n=node: reachable_peers(n) == everyone - {n.ip},
+                timeout=30,
+                what=f"{node.name} to see the other 19 operating",
+            )
+        # Then more than one stale window (3 s) of normal operation: every node has
+        # refreshed every peer 4 s after the storm settled, and nobody raised an alarm.
+        settled = time.time()
+
+        def refreshed(node: MoteyNode) -> bool:
+            peers = [n for n in node.get("/v1/nodes").json() if not n["self"]]
+            return len(peers) == 19 and all(
+                p["state"] == "REACHABLE" and p["last_seen"] > settled + 4 for p in peers
+            )
+
+        for node in nodes:
+            wait_for(lambda n=node: refreshed(n), timeout=30, what=f"{node.name} refreshed")
+        alarms = [
+            line
+            for n in nodes
+            for line in n.log_file.read_text(errors="replace").splitlines()
+            if "silent for" in line or "is unreachable" in line
+        ]
+        assert alarms == [], alarms[:5]
+    finally:
+        for node in nodes:
+            node.stop()
