@@ -271,3 +271,23 @@ def test_discovery_json_is_unchanged_by_the_images_count() -> None:
     decoded = proto.decode_presence(proto.presence_topic(node.id or ""), json.dumps(body).encode())
     assert decoded is not None and decoded.images == 4
     assert decoded.state is NodeReachability.REACHABLE
+
+
+def test_a_repeated_presence_skips_the_schema_but_not_the_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    node = Node(ip="127.0.9.51", id=str(uuid.uuid4()), version="1", load=0.5, images=1)
+    topic, payload = proto.presence_topic(node.id or ""), proto.encode_presence(node)
+    seen: dict[str, dict[str, Any]] = {}
+    assert proto.decode_presence(topic, payload, seen) is not None
+    checks: list[str] = []
+    monkeypatch.setattr(proto, "validate", lambda *a, **k: checks.append("schema"))
+    body = json.loads(payload)
+    body.update(load=0.9, images=2, timestamp=body["timestamp"] + 10)
+    again = proto.decode_presence(topic, json.dumps(body).encode(), seen)
+    assert again is not None and again.load == 0.9 and again.images == 2
+    assert checks == [], "what was validated before is not validated again"
+    monkeypatch.undo()
+    for change in ({"load": -1}, {"images": True}, {"timestamp": "x"}, {"name": 5}):
+        with pytest.raises(ValidationError):
+            proto.decode_presence(topic, json.dumps(body | change).encode(), seen)

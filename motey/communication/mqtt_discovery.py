@@ -105,6 +105,8 @@ class MQTTDiscovery:
         self._ticker: threading.Thread | None = None
         self._subscribed = False
         self._synced = threading.Event()
+        #: Per presence topic, the last presence that passed the schema (docs/scale.md).
+        self._validated: dict[str, dict[str, Any]] = {}
         self._credentials = credentials
         self._members = members or CellMembers(None)
         self._members.subscribe(self._on_revoked)
@@ -421,7 +423,7 @@ class MQTTDiscovery:
             if self.secure:
                 self._synced.set()
             return
-        node = proto.decode_presence(topic, payload)
+        node = proto.decode_presence(topic, payload, self._validated)
         if node is not None and self.secure:
             refused = self._members.admit(node_id, node.curve_key, node.curve_signature)
             if refused:
