@@ -2,7 +2,8 @@
 """A cell of N real nodes and one broker on loopback: what grows with N (issue 12).
 
 For each N of ``--nodes`` (default 10 25 50 100) a Mosquitto broker and N ``motey run``
-processes are started (the test suite's ``MoteyNode``, open mode, ``[MQTT] keepalive``
+processes are started (the test suite's ``MoteyNode``; open mode, or with ``--secure`` a
+secure cell with the test cell's CA and a TLS broker; ``[MQTT] keepalive``
 and ``presence_interval`` as given, log level INFO), five of them with the capability
 ``bench``. Then, in this order:
 
@@ -56,7 +57,7 @@ SILENT = re.compile(r"silent for [0-9.]+ s: marked unreachable")
 
 def node_extra(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {
-        "SECURITY": {"mode": "open"},
+        "SECURITY": {} if args.secure else {"mode": "open"},
         "LOGGER": {"level": "INFO"},
         "MQTT": {"keepalive": args.keepalive, "presence_interval": args.presence},
         "ORCHESTRATOR": {"watch_interval": 2, "placement_timeout": 5},
@@ -206,7 +207,7 @@ def shutdown(nodes: list[MoteyNode]) -> list[float]:
 
 
 def run_cell(n: int, workdir: Path, client: docker.DockerClient, args: argparse.Namespace) -> dict:
-    broker = Mosquitto(workdir / "mosquitto", secure=False).start()
+    broker = Mosquitto(workdir / "mosquitto", secure=args.secure).start()
     mqtt = (broker.ip, broker.port)
     extra = node_extra(args)
     nodes: list[MoteyNode] = []
@@ -277,6 +278,9 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, nargs="+", default=[10, 25, 50, 100])
     parser.add_argument("--source", help="run the nodes from this source tree")
     parser.add_argument("--label", default="after", help="name of this run in the JSON")
+    parser.add_argument(
+        "--secure", action="store_true", help="a secure cell (TLS broker, CURVE, tokens)"
+    )
     parser.add_argument("--keepalive", type=int, default=10)
     parser.add_argument("--presence", type=float, default=10.0)
     parser.add_argument("--idle", type=float, default=20.0)
