@@ -41,9 +41,41 @@ def series(runs: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
     return by_label
 
 
+def table(data: dict[str, dict[int, dict[str, Any]]]) -> str:
+    """The figures as a Markdown table: one row per figure, one column per label and N."""
+    columns = [(label, n) for label in sorted(data) for n in sorted(data[label])]
+    head = "| figure | " + " | ".join(f"{label} {n}" for label, n in columns) + " |"
+    rows = [head, "| --- |" + " ---: |" * len(columns)]
+    for title, _key, value in FIGURES:
+        cells = []
+        for label, n in columns:
+            try:
+                y = value(data[label][n])
+            except (KeyError, TypeError, ValueError):
+                y = None
+            cells.append("–" if y is None else f"{y:.3g}")
+        rows.append(f"| {title} | " + " | ".join(cells) + " |")
+    extra = [
+        ("images per qualifying node", lambda c: "/".join(map(str, c["placement"]["per_node"]))),
+        ("false silent alarms", lambda c: str(c["false_alarms"])),
+        ("join seen by (nodes)", lambda c: f"{c['join_seen_by']}/{c['nodes']}"),
+        ("load average after", lambda c: f"{c['load'][0]:.1f}"),
+    ]
+    for title, render in extra:
+        cells = []
+        for label, n in columns:
+            try:
+                cells.append(render(data[label][n]))
+            except (KeyError, TypeError, ValueError):
+                cells.append("–")
+        rows.append(f"| {title} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     source, target = Path(sys.argv[1]), Path(sys.argv[2])
     data = series(json.loads(source.read_text()))
+    print(table(data))
     fig, axes = plt.subplots(3, 3, figsize=(13, 10))
     for ax, (title, _key, value) in zip(axes.flat, FIGURES, strict=True):
         for label, cells in sorted(data.items()):
