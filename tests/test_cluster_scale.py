@@ -1,10 +1,13 @@
 """A join storm in a real cell: 10 nodes operate, 10 more start at once (issue 12).
 
 Before, every presence rewrote and fsynced the node list on the MQTT network thread and
-every join made every node re-announce itself, so a storm kept the network threads busy
-for longer than the stale limit and healthy nodes were marked "silent ... unreachable".
-Here the presence interval is 1 s (stale after 3 s), so a network thread that falls
-behind by 3 s shows as a false alarm in some node's log.
+every join made every node re-announce itself (its presence and its bare-IP
+``register``: 2N + 2 messages per join for each subscriber), so a storm kept the network
+threads busy for longer than the stale limit and healthy nodes were marked "silent ...
+unreachable". The re-announcing was an answer to ``nodes_request``, which exists in open
+mode (the original's bare-IP topics), so the cell runs in open mode. The presence
+interval is 1 s (stale after 3 s): a network thread that falls behind by 3 s shows as a
+false alarm in some node's log; and the ``register`` messages on the wire are counted.
 """
 
 from __future__ import annotations
@@ -15,14 +18,20 @@ from pathlib import Path
 
 import pytest
 
+from motey.communication.protocol import discovery as proto
+from tests.cluster_helpers import RawMQTT
 from tests.helpers import Mosquitto, MoteyNode, wait_for
 
-FAST_PRESENCE = {"MQTT": {"keepalive": 2, "presence_interval": 1}, "LOGGER": {"level": "INFO"}}
+FAST_PRESENCE = {
+    "MQTT": {"keepalive": 2, "presence_interval": 1},
+    "LOGGER": {"level": "INFO"},
+    "SECURITY": {"mode": "open"},
+}
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    mosquitto = Mosquitto(tmp_path / "mosquitto").start()
+    mosquitto = Mosquitto(tmp_path / "mosquitto", secure=False).start()
     yield mosquitto
     mosquitto.stop()
 
@@ -38,6 +47,7 @@ def reachable_peers(node: MoteyNode) -> set[str]:
 def test_a_join_storm_of_twenty_raises_no_false_alarms(tmp_path: Path, broker: Mosquitto) -> None:
     mqtt = (broker.ip, broker.port)
     nodes = [MoteyNode(tmp_path, mqtt=mqtt, extra=FAST_PRESENCE) for _ in range(20)]
+    wire = RawMQTT(broker.ip, broker.port, (proto.TOPIC_REGISTER,))
     try:
         for node in nodes[:10]:
             node.start(wait=False)
@@ -73,6 +83,11 @@ def test_a_join_storm_of_twenty_raises_no_false_alarms(tmp_path: Path, broker: M
             if "silent for" in line or "is unreachable" in line
         ]
         assert alarms == [], alarms[:5]
+        # Each node registers once when it connects; nobody re-announces for a joiner
+        # (before: every node answered every join, a few hundred here).
+        registers = [p for _t, p, _r in list(wire.messages)]
+        assert len(registers) <= 2 * len(nodes), f"{len(registers)} register messages"
     finally:
+        wire.close()
         for node in nodes:
             node.stop()
