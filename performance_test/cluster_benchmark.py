@@ -118,6 +118,10 @@ def idle(nodes: list[MoteyNode], broker: Mosquitto, seconds: float) -> dict[str,
     broker_proc = psutil.Process(broker.process.pid) if broker.process else None
     raw = RawMQTT(broker.ip, broker.port)
     try:
+        # The retained presences a new subscriber gets are not traffic: wait them out.
+        deadline = time.monotonic() + 10
+        while len(raw.messages) < len(nodes) and time.monotonic() < deadline:
+            time.sleep(0.05)
         before = [p.cpu_times() for p in procs]
         broker_before = broker_proc.cpu_times() if broker_proc else None
         raw.drain()

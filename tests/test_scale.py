@@ -291,3 +291,5 @@ def test_a_repeated_presence_skips_the_schema_but_not_the_checks(
     for change in ({"load": -1}, {"images": True}, {"timestamp": "x"}, {"name": 5}):
         with pytest.raises(ValidationError):
             proto.decode_presence(topic, json.dumps(body | change).encode(), seen)
+    with pytest.raises(ValidationError):  # not an object: no memo applies
+        proto.decode_presence(topic, b'["list"]', {})

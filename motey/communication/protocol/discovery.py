@@ -155,7 +155,8 @@ def decode_presence(
         if isinstance(data, dict)
         else None
     )
-    if not (seen is not None and seen.get(topic) == stable and _volatile_valid(data)):
+    known = seen.get(topic) if seen is not None and stable is not None else None
+    if not (known is not None and known == stable and _volatile_valid(data)):
         validate(data, PRESENCE_SCHEMA, "presence")
     if data["id"] != node_id:
         raise ValidationError(f"presence on {topic} names another node id {data['id']!r}")
