@@ -20,7 +20,7 @@ import pytest
 
 from motey.communication.protocol import discovery as proto
 from tests.cluster_helpers import RawMQTT
-from tests.helpers import Mosquitto, MoteyNode, wait_for
+from tests.helpers import Mosquitto, MoteyNode, unique_name, wait_for
 
 FAST_PRESENCE = {
     "MQTT": {"keepalive": 2, "presence_interval": 1},
@@ -91,3 +91,29 @@ def test_a_join_storm_of_twenty_raises_no_false_alarms(tmp_path: Path, broker: M
         wire.close()
         for node in nodes:
             node.stop()
+
+
+def test_the_service_list_is_paged_trimmed_and_fresh_after_a_change(node: MoteyNode) -> None:
+    """GET /v1/service serves a body encoded once per change; a POST must show at once."""
+
+    def post() -> str:
+        text = (
+            f"service_name: {unique_name('page')}\nimages:\n  - name: busybox\n"
+            "    capabilities: [nobody-has-this]\n"
+        )
+        response = node.post_yaml(text)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    first = post()
+    assert [s["id"] for s in node.get("/v1/service").json()] == [first]
+    second = post()  # the cached list of one must not be served again
+    ids = [s["id"] for s in node.get("/v1/service").json()]
+    assert ids == [first, second]
+    page = node.get("/v1/service?offset=1&limit=1&fields=id,state").json()
+    assert page == [{"id": second, "state": page[0]["state"]}]
+    for bad in ("limit=-1", "limit=x", "offset=-2", "fields=a-b", "limit=100000"):
+        response = node.get(f"/v1/service?{bad}")
+        assert response.status_code == 400, bad
+    nodes = node.get("/v1/nodes").json()
+    assert nodes[0]["self"] and nodes[0]["images"] == 0
