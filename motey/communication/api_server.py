@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -80,6 +81,14 @@ class APIServer:
         scheme = "https" if self._tls is not None else "http"
         log.info("REST API listening on {}://{}:{}/v1", scheme, self.ip, self.port)
 
+    def _touch(self) -> None:
+        """Open and close one connection to the listening socket (wakes cheroot's select)."""
+        try:
+            with socket.create_connection((self.ip, self.port), timeout=0.2):
+                pass
+        except OSError:
+            pass  # already closed: the loop has ended or is about to
+
     def stop(self) -> None:
         """Stop accepting, finish running requests, join the thread; idempotent."""
         if self._server is None:
@@ -91,6 +100,13 @@ class APIServer:
         # shutdown timeout; run it aside so this stop keeps its wait.
         stopper = threading.Thread(target=self._server.stop, name="motey-rest-stop", daemon=True)
         stopper.start()
+        # cheroot's stop waits for its selector loop, which only looks at the stop flag
+        # when its select() times out (every 0.5 s): most of a node's shutdown. A
+        # connection to the listening socket makes select() return at once.
+        while stopper.is_alive() and time.monotonic() < deadline:
+            stopper.join(timeout=0.02)
+            if stopper.is_alive():
+                self._touch()
         stopper.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._thread is not None:
             self._thread.join(timeout=max(0.0, deadline - time.monotonic()))

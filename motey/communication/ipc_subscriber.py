@@ -25,6 +25,7 @@ import logbook
 import zmq
 
 from motey.communication import ipc_protocol
+from motey.communication.zeromq_wake import Waker
 from motey.errors import ConfigError, MoteyError
 
 log = logbook.Logger(__name__)
@@ -153,6 +154,7 @@ class IPCCapabilitySubscriber:
         self._thread: threading.Thread | None = None
         self._context: zmq.Context[Any] | None = None
         self._socket: zmq.Socket[Any] | None = None
+        self._waker: Waker | None = None
         self._inode: int | None = None
         #: Messages handled and ignored so far (for tests and diagnostics).
         self.received = 0
@@ -193,6 +195,7 @@ class IPCCapabilitySubscriber:
                 f"cannot bind the capability IPC socket {self.endpoint}: {exc}"
             ) from exc
         self._context, self._socket = context, sock
+        self._waker = Waker(context)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="motey-ipc-subscriber", daemon=True)
         self._thread.start()
@@ -201,9 +204,14 @@ class IPCCapabilitySubscriber:
     def stop(self) -> None:
         """Stop the loop, close the socket, remove the socket file; idempotent."""
         self._stop.set()
+        if self._waker is not None:
+            self._waker.wake()
         if self._thread is not None:
             self._thread.join(timeout=self.STOP_WAIT)
             self._thread = None
+        if self._waker is not None:
+            self._waker.close()  # before the context ends: term() waits for open sockets
+            self._waker = None
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
@@ -229,11 +237,17 @@ class IPCCapabilitySubscriber:
     def _run(self) -> None:
         sock = self._socket
         assert sock is not None
+        waker = self._waker
+        assert waker is not None
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
+        poller.register(waker.receiver, zmq.POLLIN)
         while not self._stop.is_set():
             try:
-                if not dict(poller.poll(self._poll_ms)):
+                ready = dict(poller.poll())  # stop() wakes it: no timeout needed
+                if waker.receiver in ready:
+                    waker.drain()
+                if sock not in ready:
                     continue
                 while not self._stop.is_set():
                     try:
@@ -247,6 +261,7 @@ class IPCCapabilitySubscriber:
                 log.error("capability IPC socket error: {}", exc)
                 self._stop.wait(0.5)
         poller.unregister(sock)
+        poller.unregister(waker.receiver)
 
     def handle(self, frames: list[bytes]) -> None:
         """Decode one message and apply it; anything wrong is logged, never raised."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import logbook
@@ -43,6 +44,21 @@ STARTUP_SYNC_TIMEOUT = 3.0
 
 Describe = Callable[[], dict[str, Any]]
 Subscribe = Callable[[Callable[[Any], None]], None]
+
+
+def unchanged(known: Node | None, node: Node) -> bool:
+    """Whether ``node`` says nothing new about ``known`` except that it is alive."""
+    if known is None or known.state is not NodeReachability.REACHABLE:
+        return False
+    # The load moves with every presence; the signature is not kept in the node list.
+    same = replace(
+        known,
+        last_seen=node.last_seen,
+        load=node.load,
+        images=node.images,
+        curve_signature=node.curve_signature,
+    )
+    return same == node
 
 
 class MQTTDiscovery:
@@ -89,6 +105,8 @@ class MQTTDiscovery:
         self._ticker: threading.Thread | None = None
         self._subscribed = False
         self._synced = threading.Event()
+        #: Per presence topic, the last presence that passed the schema (docs/scale.md).
+        self._validated: dict[str, dict[str, Any]] = {}
         self._credentials = credentials
         self._members = members or CellMembers(None)
         self._members.subscribe(self._on_revoked)
@@ -207,6 +225,8 @@ class MQTTDiscovery:
         node = self._identity.as_node(info.get("capabilities") or [])
         load = info.get("load")
         node.load = float(load) if isinstance(load, int | float) else None
+        images = info.get("images")
+        node.images = images if isinstance(images, int) else None
         if self._credentials is not None:
             node.curve_key = self._credentials.curve_public
             node.curve_signature = self._credentials.curve_signature
@@ -386,8 +406,16 @@ class MQTTDiscovery:
         if ip == self._identity.ip:
             self._synced.set()
             return
+        # A presence-speaking node learns every peer from the retained presences (its
+        # own presence reached us before this request: same connection, broker keeps
+        # order), so only an original node gets an answer: our bare IP on ``register``.
+        # Re-announcing to everyone on every request cost each node 2N+2 messages per
+        # join (docs/scale.md).
+        known = self._nodes.get(ip)
+        if known is not None and known.version is not None:
+            return
         log.debug("node {} asks for the cluster's nodes", ip)
-        self._announce(client)
+        client.publish(proto.TOPIC_REGISTER, proto.encode_ip(self._identity.ip), qos=1)
 
     def _handle_presence(self, topic: str, payload: bytes) -> None:
         node_id = proto.node_id_from_topic(topic)
@@ -395,7 +423,7 @@ class MQTTDiscovery:
             if self.secure:
                 self._synced.set()
             return
-        node = proto.decode_presence(topic, payload)
+        node = proto.decode_presence(topic, payload, self._validated)
         if node is not None and self.secure:
             refused = self._members.admit(node_id, node.curve_key, node.curve_signature)
             if refused:
@@ -423,6 +451,9 @@ class MQTTDiscovery:
                 self._nodes.upsert(node)
                 return
             node.last_seen = time.time()
+            if unchanged(known, node):  # a periodic presence: refresh, no event
+                self._nodes.touch(node.ip, node.last_seen, node.load, node.images)
+                return
             if known is not None and known.ip != node.ip:
                 self._nodes.remove(known.ip)  # same node, new address
             if known is None or known.state is not NodeReachability.REACHABLE:

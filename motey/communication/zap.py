@@ -14,6 +14,7 @@ import time
 import logbook
 import zmq
 
+from motey.communication.zeromq_wake import Waker
 from motey.security.membership import CellMembers
 from motey.security.pki import z85_encode
 
@@ -60,6 +61,7 @@ class ZAPHandler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sock: zmq.Socket | None = None
+        self._waker: Waker | None = None
 
     def start(self) -> None:
         if self._thread is not None:
@@ -68,6 +70,7 @@ class ZAPHandler:
         sock.setsockopt(zmq.LINGER, 0)
         sock.bind(ZAP_ENDPOINT)
         self._sock = sock
+        self._waker = Waker(self._context)
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name="motey-zap", daemon=True)
         self._thread.start()
@@ -76,15 +79,27 @@ class ZAPHandler:
         if self._thread is None:
             return
         self._stop.set()
+        if self._waker is not None:
+            self._waker.wake()
         self._thread.join(timeout=5)
+        if not self._thread.is_alive() and self._waker is not None:
+            self._waker.close()
+            self._waker = None
         self._thread = None
 
     def _serve(self) -> None:
         sock = self._sock
-        assert sock is not None
+        waker = self._waker
+        assert sock is not None and waker is not None
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(waker.receiver, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                if not sock.poll(250, zmq.POLLIN):
+                ready = dict(poller.poll())  # stop() wakes it: no timeout needed
+                if waker.receiver in ready:
+                    waker.drain()
+                if sock not in ready:
                     continue
                 frames = sock.recv_multipart()
                 sock.send_multipart(self._answer(frames))

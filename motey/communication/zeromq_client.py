@@ -29,6 +29,10 @@ log = logbook.Logger(__name__)
 SILENT_STATUS_RETRY = 300.0
 
 
+#: Capability replies :class:`ZeroMQNodeClient` keeps decoded (a few per peer).
+DESCRIBED_MEMO = 512
+
+
 class ZeroMQNodeClient:
     """Implements the orchestrator's ``RemoteNodeClient`` over ZeroMQ REQ sockets.
 
@@ -59,6 +63,10 @@ class ZeroMQNodeClient:
         self._silent_status: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        #: Decoded capability replies by their exact bytes: a peer answers the same bytes
+        #: until its capabilities or load change, and decoding (schema checks of every
+        #: entry) was most of a request (docs/scale.md).
+        self._described: dict[bytes, dict[str, Any]] = {}
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -84,7 +92,15 @@ class ZeroMQNodeClient:
         raw = self._request(
             node, RequestKind.CAPABILITIES, proto.encode_capability_request(), self._request_timeout
         )
-        info = self._decode(node, RequestKind.CAPABILITIES, proto.decode_capability_reply, raw)
+        info = self._described.get(raw)
+        if info is None:
+            info = self._decode(node, RequestKind.CAPABILITIES, proto.decode_capability_reply, raw)
+            with self._lock:
+                if len(self._described) >= DESCRIBED_MEMO:
+                    self._described.pop(next(iter(self._described)), None)
+                self._described[raw] = info
+        # A copy: callers may change what they get, the memo must not.
+        info = {**info, "capabilities": [dict(c) for c in info["capabilities"]]}
         info["node_id"] = info.get("node_id") or node.id
         info["name"] = info.get("name") or node.name
         return info

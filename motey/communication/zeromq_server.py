@@ -21,6 +21,7 @@ import zmq
 from motey.communication.protocol import node_requests as proto
 from motey.communication.protocol.node_requests import RequestKind
 from motey.communication.zap import ZAP_DOMAIN, RateLimitedLog, ZAPHandler
+from motey.communication.zeromq_wake import Waker
 from motey.errors import ConfigError, MoteyError, ValidationError
 from motey.orchestrator.executor import ImageExecutor
 from motey.security.audit import AuditLog
@@ -167,7 +168,7 @@ def _image_id(raw: bytes) -> str | None:
 class ZeroMQServer:
     """Binds one REP socket per request kind on ``ip`` and serves each in a thread."""
 
-    #: Seconds :meth:`stop` may take (loops poll in 0.25 s steps; a handler running
+    #: Seconds :meth:`stop` may take (stop wakes every loop at once; a handler running
     #: longer is left behind and reported); see motey/lifecycle.py.
     STOP_WAIT = 2.0
 
@@ -198,6 +199,8 @@ class ZeroMQServer:
         self._poll_ms = int(poll_interval * 1000)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: One per loop: stop() wakes the loops instead of waiting for a poll timeout.
+        self._wakers: list[Waker] = []
         #: False when a replier was still inside a handler when :meth:`stop` gave up;
         #: the shared context must then not be destroyed under it.
         self.drained = True
@@ -223,9 +226,11 @@ class ZeroMQServer:
                 self._zap.stop()
             raise
         for kind, sock in sockets.items():
+            waker = Waker(self._context)
+            self._wakers.append(waker)
             thread = threading.Thread(
                 target=self._serve,
-                args=(kind, sock),
+                args=(kind, sock, waker),
                 name=f"motey-zmq-{kind.name.lower()}",
                 daemon=True,
             )
@@ -243,6 +248,8 @@ class ZeroMQServer:
         if not self._threads:
             return
         self._stop.set()
+        for waker in self._wakers:
+            waker.wake()
         deadline = time.monotonic() + self.STOP_WAIT - 0.2
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -250,7 +257,11 @@ class ZeroMQServer:
         self.drained = not busy
         if busy:
             log.warning("ZeroMQ repliers still inside a handler: {}", ", ".join(busy))
+        else:
+            for waker in self._wakers:
+                waker.close()
         self._threads = []
+        self._wakers = []
         if self._zap is not None:
             self._zap.stop()
         log.info("ZeroMQ repliers stopped")
@@ -303,22 +314,30 @@ class ZeroMQServer:
                 "CURVE (a plain or foreign client)",
             )
 
-    def _serve(self, kind: RequestKind, sock: zmq.Socket) -> None:
+    @staticmethod
+    def _poller(sock: zmq.Socket, monitor: zmq.Socket | None, waker: Waker) -> zmq.Poller:
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(waker.receiver, zmq.POLLIN)
+        if monitor is not None:
+            poller.register(monitor, zmq.POLLIN)
+        return poller
+
+    def _serve(self, kind: RequestKind, sock: zmq.Socket, waker: Waker) -> None:
         answer = self._handler.handler(kind)
         monitor = self._monitor(sock)
+        poller = self._poller(sock, monitor, waker)
         try:
             while not self._stop.is_set():
                 try:
-                    if monitor is not None:
-                        poller = zmq.Poller()
-                        poller.register(sock, zmq.POLLIN)
-                        poller.register(monitor, zmq.POLLIN)
-                        ready = dict(poller.poll(self._poll_ms))
-                        if monitor in ready:
-                            self._log_failed_handshakes(kind, monitor)
-                        if sock not in ready:
-                            continue
-                    elif not sock.poll(self._poll_ms, zmq.POLLIN):
+                    # No timeout: stop() wakes this loop through its waker.
+                    ready = dict(poller.poll())
+                    if waker.receiver in ready:
+                        waker.drain()
+                        continue
+                    if monitor is not None and monitor in ready:
+                        self._log_failed_handshakes(kind, monitor)
+                    if sock not in ready:
                         continue
                     frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
@@ -330,6 +349,7 @@ class ZeroMQServer:
                     monitor = self._close_monitor(sock, monitor)
                     sock = self._rebind(kind, sock)
                     monitor = self._monitor(sock)
+                    poller = self._poller(sock, monitor, waker)
                     continue
                 if len(frames) == 1:
                     reply = answer(frames[0].bytes, *peer_of(frames[0]))
@@ -348,6 +368,7 @@ class ZeroMQServer:
                     monitor = self._close_monitor(sock, monitor)
                     sock = self._rebind(kind, sock)
                     monitor = self._monitor(sock)
+                    poller = self._poller(sock, monitor, waker)
         finally:
             self._close_monitor(sock, monitor)
             sock.close(linger=0)

@@ -280,6 +280,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         submissions=submissions,
         access=access_control,
         audit=audit_log,
+        image_count=image_executor.provided.image_count,
     )
     api_server = providers.Singleton(
         APIServer,

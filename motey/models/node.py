@@ -51,6 +51,8 @@ class Node:
     last_seen: float = 0.0
     capabilities: list[dict[str, Any]] = field(default_factory=list)
     load: float | None = None
+    #: How many images the node runs, as its last presence said (``None``: not told).
+    images: int | None = None
     #: The node's ZeroMQ CURVE public key (Z85) in a secure cell, and the cell CA's
     #: signature over it as its presence carried it (not part of the JSON shape).
     curve_key: str | None = None
@@ -69,6 +71,7 @@ class Node:
             "last_seen": self.last_seen,
             "capabilities": list(self.capabilities),
             "load": self.load,
+            "images": self.images,
             "curve_key": self.curve_key,
         }
 
@@ -88,5 +91,6 @@ class Node:
             last_seen=float(data.get("last_seen") or 0.0),
             capabilities=list(data.get("capabilities") or []),
             load=data.get("load"),
+            images=data.get("images"),
             curve_key=data.get("curve_key"),
         )

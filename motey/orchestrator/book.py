@@ -38,6 +38,11 @@ class ServiceBook:
         self._listeners: list[Callable[[Service], None]] = []
 
     # -- reading -------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        """Moves with every stored change (memoised service lists compare it)."""
+        return self._services.generation
+
     def all(self) -> list[Service]:
         return self._services.all()
 

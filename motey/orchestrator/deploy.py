@@ -138,7 +138,10 @@ class DeployStep:
         image.state_message = ""
         self._book.save(service)
         log.info("deploying image {} ({}) on node {}", image.id, image.name, node.ip)
-        image.instance_id = self._gateway.deploy(node, image)
+        try:
+            image.instance_id = self._gateway.deploy(node, image)
+        finally:
+            self._placement.release(node)  # the peer now counts it itself
         status = self._gateway.status(image)
         image.state = status.state
         image.state_message = status.message

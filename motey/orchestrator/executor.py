@@ -42,6 +42,9 @@ class ImageExecutor:
         self._capabilities = capability_engine
         self._policy = policy or BlueprintPolicy()
         self._device_paths = device_paths
+        #: Ids of the images this process started and has not terminated: what placement
+        #: and ``GET /v1/nodes`` count as this node's images (docs/scale.md).
+        self._images: set[str] = set()
 
     @property
     def node_id(self) -> str:
@@ -59,8 +62,13 @@ class ImageExecutor:
             "ip": self._identity.ip,
             "lifecycle": self._identity.lifecycle.value,
             "load": round(load, 4),
+            "images": len(self._images),
             "capabilities": self._capabilities.all(),
         }
+
+    def image_count(self) -> int:
+        """How many images this node started and still runs (as far as it knows)."""
+        return len(self._images)
 
     def capabilities(self) -> list[dict[str, Any]]:
         return self._capabilities.all()
@@ -74,7 +82,9 @@ class ImageExecutor:
         """
         self._identity.require_operational()
         self._policy.check(image, "image", f"node {self._identity.name}")
-        return self._val.instantiate(self.with_device_grants(image))
+        instance = self._val.instantiate(self.with_device_grants(image))
+        self._images.add(image.id)
+        return instance
 
     def with_device_grants(self, image: Image) -> Image:
         """``image`` with the device nodes of its required device capabilities added."""
@@ -126,7 +136,9 @@ class ImageExecutor:
         return self._val.status(image)
 
     def terminate(self, image: Image) -> bool:
-        return self._val.terminate(image)
+        removed = self._val.terminate(image)
+        self._images.discard(image.id)
+        return removed
 
     def logs(self, image: Image, tail: int | None = None, since: float | None = None) -> LogChunk:
         return self._val.logs(image, tail=tail, since=since)
@@ -145,6 +157,7 @@ class ImageExecutor:
     def remove_instance(self, engine: str, image_id: str) -> bool:
         """Stop and remove an instance known only by its labels (an orphan, a fenced copy)."""
         return self._val.terminate(Image(id=image_id, name="", engine=engine))
+
 
 def _is_device(path: str) -> bool:
     """Only device nodes are handed to a container, never files or folders a glob hit."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
@@ -24,16 +28,65 @@ class PlacementError(MoteyError):
     reason = ""
 
 
-class Placement:
-    """Local first; otherwise the least-loaded peer that meets every requirement.
+#: Seconds a reservation counts at most when its deployment never reports back (a
+#: relocation places without deploying through :meth:`Placement.release`).
+RESERVATION_TTL = 60.0
 
-    Peers are asked in parallel and only for ``timeout`` seconds, so a dead or fake
-    node in the node list delays a placement by at most that long.
+
+class Reservations:
+    """Images placed on a node whose deployment has not finished yet, per node.
+
+    A peer's answer counts the images it runs, not the ones on their way to it, so
+    without this a burst of placements all see the same numbers and pick the same node.
+    """
+
+    def __init__(self, ttl: float = RESERVATION_TTL, clock: Callable[[], float] = time.monotonic):
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._held: dict[str, list[float]] = {}
+
+    def hold(self, key: str) -> None:
+        with self._lock:
+            self._held.setdefault(key, []).append(self._clock())
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            held = self._held.get(key)
+            if held:
+                held.pop(0)
+                if not held:
+                    del self._held[key]
+
+    def count(self, key: str) -> int:
+        limit = self._clock() - self._ttl
+        with self._lock:
+            held = self._held.get(key)
+            if not held:
+                return 0
+            held[:] = [t for t in held if t >= limit]
+            return len(held)
+
+
+class Placement:
+    """Local first; otherwise the peer with the fewest images that meets every requirement.
+
+    A peer counts the images it runs plus the ones placed on it and still deploying
+    (:class:`Reservations`); then its load; ties go round-robin, not to the lowest
+    address. Peers whose presence already shows they lack a required capability are not
+    asked. The rest are asked in parallel and only for ``timeout`` seconds, so a dead or
+    fake node in the node list delays a placement by at most that long.
     """
 
     def __init__(self, gateway: ClusterGateway, timeout: float = 3.0) -> None:
         self._gateway = gateway
         self._timeout = timeout
+        self.reservations = Reservations()
+        self._turn = itertools.count()
+
+    def release(self, node: Node) -> None:
+        """The deployment on ``node`` that :meth:`place` reserved has finished."""
+        self.reservations.release(node.id or node.ip)
 
     def place(self, image: Image, exclude: set[str] | None = None) -> Node:
         """The node to run ``image`` on, or :class:`PlacementError` naming what is missing."""
@@ -45,9 +98,18 @@ class Placement:
             return self._gateway.local_node()
 
         peers = [n for n in self._gateway.candidates() if (n.id or n.ip) not in exclude]
-        answers = self._ask(peers)
-        fitting: list[tuple[float, str, Node]] = []
         missing_by_node: dict[str, list[str]] = {}
+        # A presence-speaking peer published its capabilities: one that lacks what the
+        # image needs is not worth a request (in a big cell most peers are such).
+        # Only when none of the others fits are they all asked after all (their
+        # capabilities may have changed since their last presence).
+        asked = [p for p in peers if not (p.version and unmet(image.capabilities, p.capabilities))]
+        answers = self._ask(asked)
+        if len(asked) < len(peers) and not any(self._fits(image, info) for _node, info in answers):
+            answers += self._ask([p for p in peers if p not in asked])
+            asked = peers
+        fitting: list[tuple[int, float, int, Node]] = []
+        turn = next(self._turn)
         if not local_ok:
             missing_by_node["local"] = [f"node is in {local['lifecycle']}"]
         elif self._gateway.local_id not in exclude:
@@ -61,12 +123,20 @@ class Placement:
                 missing_by_node[node.name or node.ip] = missing
                 continue
             load = info.get("load")
-            fitting.append((float(load) if isinstance(load, int | float) else 1e9, node.ip, node))
+            images = info.get("images")
+            count = (images if isinstance(images, int) else 0) + self.reservations.count(
+                info.get("node_id") or node.id or node.ip
+            )
+            # Loads within 0.05 are equal (on one machine they are the same number);
+            # the rotation then spreads ties instead of favouring the lowest address.
+            rounded = round(float(load), 1) if isinstance(load, int | float) else 1e9
+            fitting.append((count, rounded, (len(fitting) - turn) % (len(answers) or 1), node))
         if fitting:
-            fitting.sort(key=lambda item: (item[0], item[1]))
-            chosen = fitting[0][2]
+            fitting.sort(key=lambda item: item[:3])
+            chosen = fitting[0][3]
             if info_id := next((i.get("node_id") for n, i in answers if n.ip == chosen.ip), None):
                 chosen.id = chosen.id or info_id
+            self.reservations.hold(chosen.id or chosen.ip)
             return chosen
         wanted = sorted(set(image.capabilities))
         still_missing = sorted({m for ms in missing_by_node.values() for m in ms}) or wanted
@@ -86,6 +156,12 @@ class Placement:
         )
         error.reason = reason
         raise error
+
+    @staticmethod
+    def _fits(image: Image, info: dict[str, Any]) -> bool:
+        lifecycle = info.get("lifecycle", NodeLifecycle.OPERATE.value)
+        missing = unmet(image.capabilities, info.get("capabilities", []))
+        return lifecycle == NodeLifecycle.OPERATE.value and not missing
 
     def _ask(self, peers: list[Node]) -> list[tuple[Node, dict[str, Any]]]:
         """Ask ``peers`` in parallel; return within ``timeout`` whatever has answered.

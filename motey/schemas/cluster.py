@@ -39,6 +39,7 @@ PRESENCE_SCHEMA: dict[str, Any] = {
         "lifecycle": {"enum": [p.value for p in NodeLifecycle]},
         "version": {"type": ["string", "null"], "maxLength": 64},
         "load": {"type": ["number", "null"], "minimum": 0},
+        "images": {"type": ["integer", "null"], "minimum": 0},
         "capabilities": CAPABILITY_LIST_SCHEMA,
         "timestamp": {"type": "number"},
         "curve_key": {"type": ["string", "null"], "minLength": 40, "maxLength": 40},
@@ -163,6 +164,7 @@ DESCRIPTION_SCHEMA: dict[str, Any] = {
         "name": {"type": ["string", "null"], "maxLength": 255},
         "lifecycle": {"enum": [p.value for p in NodeLifecycle]},
         "load": {"type": ["number", "null"]},
+        "images": {"type": ["integer", "null"], "minimum": 0},
         "capabilities": {"type": "array", "maxItems": 256},
     },
 }

@@ -44,6 +44,8 @@ def check_json_depth(text: str | bytes, what: str, limit: int = MAX_DEPTH) -> No
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
+    if text.count("[") + text.count("{") <= limit:
+        return  # cannot be deeper than it has brackets: the common case, counted in C
     depth = 0
     in_string = False
     for match in _DEPTH_TOKENS.finditer(text):

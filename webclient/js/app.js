@@ -776,7 +776,7 @@
   </div>
   <div class="card table-responsive">
     <table class="table table-hover align-middle mb-0" data-testid="nodes-table">
-      <thead><tr class="small text-body-secondary"><th>Name</th><th>ID</th><th>Address</th><th>Lifecycle</th><th>Reachability</th><th class="text-nowrap">Last seen</th><th>Capabilities</th><th></th></tr></thead>
+      <thead><tr class="small text-body-secondary"><th>Name</th><th>ID</th><th>Address</th><th>Lifecycle</th><th>Reachability</th><th class="text-nowrap">Last seen</th><th title="images the node runs, as it last said">Images</th><th>Capabilities</th><th></th></tr></thead>
       <tbody>
         <tr v-for="n in store.nodes" :key="n.id || n.ip" data-testid="node-row" :data-node-id="n.id" :data-node-name="n.name" :class="{ 'table-danger': n.state === 'UNREACHABLE' }">
           <td class="fw-semibold text-nowrap">{{ n.name || '—' }} <span v-if="n.self" class="badge text-bg-primary ms-1">this node</span></td>
@@ -786,6 +786,7 @@
             <div v-if="n.lifecycle_reason" class="small text-body-secondary">{{ n.lifecycle_reason }}</div></td>
           <td><state-badge :state="n.state" data-testid="node-state"></state-badge></td>
           <td class="small text-nowrap" :title="fmtTime(n.last_seen)" data-testid="node-last-seen">{{ fmtAgo(n.last_seen) }}</td>
+          <td class="small text-end" data-testid="node-images">{{ n.images == null ? '—' : n.images }}</td>
           <td class="small">
             <span v-for="c in capabilityBadges(n.capabilities)" :key="c.label" class="badge text-bg-light border me-1" :title="c.title">{{ c.label }}</span>
             <span v-if="!n.capabilities || !n.capabilities.length" class="text-body-secondary">none</span>

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ def create_app(
     submissions: IdempotentSubmissions | None = None,
     access: AccessControl | None = None,
     audit: AuditLog | None = None,
+    image_count: Callable[[], int] | None = None,
 ) -> Flask:
     """Build the Flask app with every endpoint bound to the given components."""
     app = Flask("motey", static_folder=None)
@@ -74,7 +76,7 @@ def create_app(
         app.register_blueprint(streams_blueprint(streams))
     app.register_blueprint(capabilities_blueprint(capability_engine))
     app.register_blueprint(
-        nodes_blueprint(node_repository, node_status, identity, capability_engine)
+        nodes_blueprint(node_repository, node_status, identity, capability_engine, image_count)
     )
     app.register_blueprint(meta_blueprint())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from motey import __version__
 from motey.capabilityengine.capability_engine import CapabilityEngine
 from motey.communication.api.access import caller_role
+from motey.communication.api.listing import ListingCache, parse_page
 from motey.errors import UnsupportedMediaType, ValidationError
 from motey.models.service import Service
 from motey.node.identity import NodeIdentity
@@ -64,6 +66,7 @@ def service_blueprint(
 ) -> Blueprint:
     """``/v1/service``: deploy, list, inspect and terminate services."""
     bp = Blueprint("service", __name__)
+    listing = ListingCache(lambda: orchestrator.book.generation)
 
     @bp.get("/v1/service")
     def list_services() -> Any:
@@ -72,7 +75,12 @@ def service_blueprint(
             return jsonify(cell.list_services())
         if scope != "node":
             raise ValidationError("scope must be node (default) or cell", field="scope")
-        return jsonify([_service_json(s) for s in orchestrator.list_services()])
+        page = parse_page(request.args)
+        body = listing.body(
+            (caller_role(), page),
+            lambda: page.apply([_service_json(s) for s in orchestrator.list_services()]),
+        )
+        return Response(body, mimetype="application/json")
 
     @bp.post("/v1/service")
     def create_service() -> Any:
@@ -142,6 +150,7 @@ def nodes_blueprint(
     status: NodeStatusMonitor,
     identity: NodeIdentity,
     capabilities: CapabilityEngine,
+    image_count: Callable[[], int] | None = None,
 ) -> Blueprint:
     """``/v1/nodes``, ``/v1/nodestatus`` and ``/v1/node`` (this node's lifecycle)."""
     bp = Blueprint("nodes", __name__)
@@ -151,6 +160,8 @@ def nodes_blueprint(
         sample = status.snapshot()
         if sample.get("load_average") and sample["cpu"].get("count"):
             node.load = round(sample["load_average"][0] / sample["cpu"]["count"], 4)
+        if image_count is not None:
+            node.images = image_count()
         entry = node.to_dict()
         entry["self"] = True
         entry["lifecycle_reason"] = identity.lifecycle_reason

@@ -94,6 +94,7 @@ def encode_presence(node: Node, state: NodeReachability = NodeReachability.REACH
         "lifecycle": node.lifecycle.value,
         "version": node.version,
         "load": node.load,
+        "images": node.images,
         "capabilities": [
             {k: v for k, v in c.items() if k in ("capability", "capability_type", "value")}
             for c in node.capabilities
@@ -106,11 +107,38 @@ def encode_presence(node: Node, state: NodeReachability = NodeReachability.REACH
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
-def decode_presence(topic: str, payload: bytes) -> Node | None:
+#: Presence keys that change from one periodic presence to the next.
+VOLATILE_PRESENCE_KEYS = frozenset({"timestamp", "load", "images"})
+
+
+def _number(value: Any, integer: bool = False) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if integer else isinstance(value, int | float)
+
+
+def _volatile_valid(data: dict[str, Any]) -> bool:
+    """The schema's rules for the volatile keys, checked by hand (a few µs)."""
+    load, images = data.get("load"), data.get("images")
+    return (
+        _number(data.get("timestamp"))
+        and (load is None or (_number(load) and load >= 0))
+        and (images is None or (_number(images, integer=True) and images >= 0))
+    )
+
+
+def decode_presence(
+    topic: str, payload: bytes, seen: dict[str, dict[str, Any]] | None = None
+) -> Node | None:
     """The node a presence message describes; ``None`` for an empty (cleared) one.
 
     ``last_seen`` is left at 0: the receiver stamps it with its own clock, so that
     clock skew between nodes never makes a node look stale.
+
+    ``seen`` (topic -> the last valid presence without its volatile keys) lets a
+    periodic presence that repeats what was already validated skip the full schema
+    check, which costs about half a millisecond per message and is most of a big cell's
+    idle work; the volatile keys are still checked. See docs/scale.md.
     """
     node_id = node_id_from_topic(topic)
     if not payload:
@@ -122,10 +150,19 @@ def decode_presence(topic: str, payload: bytes) -> Node | None:
     except UnicodeDecodeError as exc:
         raise ValidationError(f"presence is not JSON: {exc}") from None
     data = loads_json(text, "presence")
-    validate(data, PRESENCE_SCHEMA, "presence")
+    stable = (
+        {k: v for k, v in data.items() if k not in VOLATILE_PRESENCE_KEYS}
+        if isinstance(data, dict)
+        else None
+    )
+    known = seen.get(topic) if seen is not None and stable is not None else None
+    if not (known is not None and known == stable and _volatile_valid(data)):
+        validate(data, PRESENCE_SCHEMA, "presence")
     if data["id"] != node_id:
         raise ValidationError(f"presence on {topic} names another node id {data['id']!r}")
     ip = decode_ip(data["ip"].encode("ascii", "replace"))
+    if seen is not None and stable is not None:
+        seen[topic] = stable
     ports = dict(DEFAULT_PORTS)
     ports.update(data.get("ports") or {})
     load = data.get("load")
@@ -140,6 +177,7 @@ def decode_presence(topic: str, payload: bytes) -> Node | None:
         last_seen=0.0,
         capabilities=list(data.get("capabilities") or []),
         load=float(load) if load is not None else None,
+        images=data.get("images"),
         curve_key=data.get("curve_key"),
         curve_signature=data.get("curve_sig"),
     )

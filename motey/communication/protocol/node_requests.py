@@ -218,7 +218,7 @@ def encode_capability_reply(version: int, description: dict[str, Any]) -> bytes:
     body.update(
         {
             k: description.get(k)
-            for k in ("node_id", "name", "ip", "lifecycle", "load", "capabilities")
+            for k in ("node_id", "name", "ip", "lifecycle", "load", "images", "capabilities")
         }
     )
     return _dump(body)
@@ -245,6 +245,7 @@ def decode_capability_reply(raw: bytes) -> dict[str, Any]:
         "name": data.get("name"),
         "lifecycle": data.get("lifecycle") or NodeLifecycle.OPERATE.value,
         "load": data.get("load"),
+        "images": data.get("images"),
         "capabilities": _peer_capabilities(data["capabilities"]),
     }
 

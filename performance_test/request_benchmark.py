@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Per-request costs side by side with their baselines (issue 12), as ratios.
+
+One real node (``motey run``, open mode, no broker, on a loopback address) and:
+
+* **node-to-node**: the capability request and an image status request through Motey's
+  own client (``ZeroMQNodeClient``: pooled REQ socket, reply decoded and validated), one
+  after another for ``--seconds``; against raw pyzmq REQ/REP (a REP server in its own
+  process answering the same bytes the node answered);
+* **REST**: ``GET /v1/service`` with 0 and with ``--services`` stored services (each
+  waits for a capability no node has, so no container is started), with ``wrk`` (8
+  connections, 2 threads) for ``--seconds``; against Flask on cheroot (8 threads)
+  returning the same body from memory, and bare cheroot returning it.
+
+Run it with ``PYTHONPATH=<source tree>`` to measure another version of Motey (the
+client and the node both come from there; the script prints which). Every process it
+starts is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.append(str(REPO))  # tests.helpers; motey itself may come from PYTHONPATH
+
+import zmq  # noqa: E402
+
+import motey  # noqa: E402
+from motey.communication.zeromq_client import ZeroMQNodeClient  # noqa: E402
+from motey.models.image import Image  # noqa: E402
+from motey.models.node import Node  # noqa: E402
+from tests.helpers import MoteyNode, free_port, next_loopback, unique_name  # noqa: E402
+
+REP_SERVER = textwrap.dedent(
+    """
+    import sys, zmq
+    ctx = zmq.Context(); sock = ctx.socket(zmq.REP); sock.bind(sys.argv[1])
+    reply = open(sys.argv[2], "rb").read()
+    while True:
+        sock.recv(); sock.send(reply)
+    """
+)
+
+HTTP_SERVER = textwrap.dedent(
+    """
+    import sys
+    from cheroot import wsgi
+    body = open(sys.argv[3], "rb").read()
+    if sys.argv[4] == "flask":
+        from flask import Flask, Response
+        app = Flask("baseline")
+        @app.get("/v1/service")
+        def listing():
+            return Response(body, mimetype="application/json")
+    else:
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
+    server = wsgi.Server((sys.argv[1], int(sys.argv[2])), app, numthreads=8)
+    server.safe_start()
+    """
+)
+
+
+def rate(call: Any, seconds: float) -> float:
+    """Calls per second of ``call`` one after another for ``seconds``."""
+    for _ in range(50):
+        call()
+    count = 0
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        call()
+        count += 1
+    return count / (time.monotonic() - began)
+
+
+def wrk(url: str, seconds: float) -> float:
+    done = subprocess.run(
+        ["wrk", "-t2", "-c8", f"-d{seconds:g}s", url], capture_output=True, text=True, check=True
+    )
+    match = re.search(r"Requests/sec:\s+([0-9.]+)", done.stdout)
+    assert match, done.stdout
+    return float(match.group(1))
+
+
+def spawn(code: str, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code, *args])
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def wait_listening(ip: str, port: int) -> None:
+    import socket
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((ip, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {ip}:{port}")
+
+
+def node_to_node(node: MoteyNode, tmp: Path, seconds: float) -> dict[str, Any]:
+    ctx = zmq.Context()
+    client = ZeroMQNodeClient(ctx, request_timeout=5)
+    client.start()
+    peer = Node(ip=node.ip, id=node.node_id, version="bench")
+    image = Image(id="00000000-0000-4000-8000-000000000000", name="busybox", node=node.ip)
+    results: dict[str, Any] = {}
+    try:
+        results["capability_req_s"] = rate(lambda: client.describe(peer), seconds)
+        results["status_req_s"] = rate(lambda: client.image_status(peer, image), seconds)
+        # the baseline answers what the node answered, byte for byte
+        raw = ctx.socket(zmq.REQ)
+        raw.connect(f"tcp://{node.ip}:{peer.ports['capabilities_replier']}")
+        raw.send(b'{"version": 2}')
+        reply_file = tmp / "reply.bin"
+        reply_file.write_bytes(raw.recv())
+        raw.close(linger=0)
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        server = spawn(REP_SERVER, endpoint, str(reply_file))
+        try:
+            sock = ctx.socket(zmq.REQ)
+            sock.connect(endpoint)
+
+            def raw_call() -> None:
+                sock.send(b'{"version": 2}')
+                sock.recv()
+
+            results["raw_reqrep_req_s"] = rate(raw_call, seconds)
+            sock.close(linger=0)
+        finally:
+            stop(server)
+        results["reply_bytes"] = reply_file.stat().st_size
+    finally:
+        client.stop()
+        ctx.destroy(linger=0)
+    results["capability_ratio"] = results["capability_req_s"] / results["raw_reqrep_req_s"]
+    results["status_ratio"] = results["status_req_s"] / results["raw_reqrep_req_s"]
+    return results
+
+
+def rest(node: MoteyNode, tmp: Path, services: int, seconds: float) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for count in (0, services):
+        have = len(node.get("/v1/service").json())
+        for _ in range(count - have):
+            text = (
+                f"service_name: {unique_name('bench')}\nimages:\n  - name: busybox\n"
+                "    capabilities: [nobody-has-this]\n"
+            )
+            assert node.post_yaml(text).status_code == 201
+        body = node.get("/v1/service").content
+        (tmp / "body.json").write_bytes(body)
+        row: dict[str, Any] = {"services": count, "body_bytes": len(body)}
+        row["motey_req_s"] = wrk(f"{node.url}/v1/service", seconds)
+        for kind in ("flask", "cheroot"):
+            ip, port = "127.0.0.1", free_port()
+            server = spawn(HTTP_SERVER, ip, str(port), str(tmp / "body.json"), kind)
+            try:
+                wait_listening(ip, port)
+                row[f"{kind}_req_s"] = wrk(f"http://{ip}:{port}/v1/service", seconds)
+            finally:
+                stop(server)
+        row["ratio_to_flask"] = row["motey_req_s"] / row["flask_req_s"]
+        row["ratio_to_cheroot"] = row["motey_req_s"] / row["cheroot_req_s"]
+        results[f"services_{count}"] = row
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--services", type=int, default=100)
+    parser.add_argument("--label", default="after")
+    parser.add_argument("--json", help="append the results to this JSON file")
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "label": args.label,
+        "motey": str(Path(motey.__file__).parent),
+        "load_before": os.getloadavg(),
+    }
+    print("motey from", results["motey"], flush=True)
+    with tempfile.TemporaryDirectory(prefix="motey-requests-") as tmp:
+        node = MoteyNode(
+            Path(tmp),
+            ip=next_loopback(),
+            extra={"SECURITY": {"mode": "open"}, "LOGGER": {"level": "INFO"}},
+        ).start()
+        try:
+            results["node_to_node"] = node_to_node(node, Path(tmp), args.seconds)
+            print(json.dumps(results["node_to_node"]), flush=True)
+            results["rest"] = rest(node, Path(tmp), args.services, args.seconds)
+            print(json.dumps(results["rest"]), flush=True)
+        finally:
+            node.stop()
+    results["load_after"] = os.getloadavg()
+    if args.json:
+        path = Path(args.json)
+        existing = json.loads(path.read_text()) if path.exists() else []
+        existing.append(results)
+        path.write_text(json.dumps(existing, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
