@@ -75,6 +75,14 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 @pytest.fixture
+def plain_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker without TLS, as the original Motey's nodes use (open-mode tests)."""
+    broker = Mosquitto(tmp_path / "plain-mosquitto", secure=False).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
 def no_thread_leaks() -> Iterator[None]:
     """Fail a test that leaves threads running (for in-process component tests)."""
     before = set(threading.enumerate())

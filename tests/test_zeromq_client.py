@@ -162,9 +162,10 @@ def test_stop_ends_a_waiting_request(ctx: zmq.Context) -> None:
 
 
 def test_an_original_node_as_it_really_answers(
-    client: ZeroMQNodeClient, ctx: zmq.Context, mosquitto: Mosquitto
+    client: ZeroMQNodeClient, ctx: zmq.Context, plain_mosquitto: Mosquitto
 ) -> None:
     """Its capability rows say ``type``, and its status replier never answers."""
+    mosquitto = plain_mosquitto  # the original speaks plain MQTT
     rows = [
         {"capability": "docker", "type": "plugin"},
         {"capability": "zigbee", "type": "hardware"},
