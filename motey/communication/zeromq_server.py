@@ -372,6 +372,9 @@ class ZeroMQServer:
         finally:
             self._close_monitor(sock, monitor)
             sock.close(linger=0)
+            # The loop is over: its waker is closed here too, for a stop that gave up on a
+            # busy handler and so could not close it itself (idempotent, under its lock).
+            waker.close()
 
     @staticmethod
     def _close_monitor(sock: zmq.Socket, monitor: zmq.Socket | None) -> None:
