@@ -54,16 +54,17 @@ class ContainerNode(MoteyNode):
         settings = {
             "NODE_IP": self.ip,
             "NODE_NAME": self.name,
-            # Open mode: this test is about the image; the secure mode's credentials are
-            # another part of the project and would be mounted like the data volume.
-            "SECURITY_MODE": "open",
+            # A secure node (the default): its credentials folder, issued by the test cell
+            # like any MoteyNode's, is mounted read-only as an operator would mount it.
+            "SECURITY_CREDENTIALS": "/etc/motey/credentials",
             "DOCKER_STOP_TIMEOUT": "1",
             "ORCHESTRATOR_WATCH_INTERVAL": "0.5",
         }
         command = ["docker", "run", "--rm", "--name", self.container, "--network", "host",
                    "--platform", f"linux/{self.arch}",
                    "-v", "/var/run/docker.sock:/var/run/docker.sock",
-                   "-v", f"{self.dir / 'db'}:/var/lib/motey"]  # fmt: skip
+                   "-v", f"{self.dir / 'db'}:/var/lib/motey",
+                   "-v", f"{self.dir / 'credentials'}:/etc/motey/credentials:ro"]  # fmt: skip
         for key, value in settings.items():
             command += ["-e", f"MOTEY_{key}={value}"]
         with self.log_file.open("ab") as out:
