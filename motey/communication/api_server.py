@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import ssl
+import sys
 import threading
 import time
 from typing import Any
@@ -67,6 +69,7 @@ class APIServer:
             self._streams.start()
         server = wsgi.Server((self.ip, self.port), self._counted, numthreads=self._threads)
         server.shutdown_timeout = self._WORKER_SHUTDOWN
+        server.error_log = _error_log  # type: ignore[method-assign]
         if self._tls is not None:
             # cheroot's own TLS adapter (Python's ssl); a plain HTTP request on this port
             # gets a 400 that says the port speaks HTTPS only.
@@ -120,3 +123,25 @@ class APIServer:
         self._server = None
         self._thread = None
         log.info("REST API stopped")
+
+
+#: A client that went away mid-answer (a closed event stream, a browser tab, a probe):
+#: part of a server's life, not an error worth a traceback.
+_GONE = (ssl.SSLError, ConnectionError, TimeoutError)
+
+
+def _error_log(msg: str = "", level: int = 20, traceback: bool = False) -> None:
+    """cheroot's error log into logbook: one line, a traceback only for real faults.
+
+    cheroot writes straight to stderr, with a traceback for every write to a connection
+    the client closed; a log that fills with those hides the ones that matter.
+    """
+    error = sys.exc_info()[1]
+    if isinstance(error, _GONE) or msg.startswith("socket.error"):
+        log.debug("REST client connection ended: {}", msg or error)
+    elif traceback and error is not None:
+        log.error("REST server: {}", msg or error, exc_info=True)
+    elif level >= 40:
+        log.error("REST server: {}", msg)
+    else:
+        log.info("REST server: {}", msg)
