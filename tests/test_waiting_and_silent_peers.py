@@ -30,7 +30,11 @@ def test_an_image_waits_for_a_node_and_is_placed_when_one_joins(
     mqtt = (mosquitto.ip, mosquitto.port)
     a = node_factory(name="wait-a", mqtt=mqtt)
     b = node_factory(name="wait-b", mqtt=mqtt)
-    wait_nodes(a, lambda seen: b.ip in seen, what="a sees b")
+    wait_nodes(
+        a,
+        lambda seen: seen.get(b.ip, {}).get("lifecycle") == "OPERATE",
+        what="a sees b operating",
+    )
     sid = a.post_yaml(blueprint("camera")).json()["id"]
 
     def waiting() -> dict[str, Any] | None:
