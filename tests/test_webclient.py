@@ -503,7 +503,12 @@ def test_live_updates_logs_and_cell_switch(
 
     lines = run_browser(
         "live",
-        {"url": f"{node.url}/?poll=60000", "screenshots": str(screenshots), "nodeName": node.name},
+        {
+            "url": f"{node.url}/?poll=60000",
+            "screenshots": str(screenshots),
+            "nodeName": node.name,
+            "token": node.token,
+        },
         {"deploy": deploy, "print-line": print_line, "terminate": terminate},
     )
     assert any("followed log line arrived" in line for line in lines)
@@ -528,7 +533,12 @@ def test_an_image_awaiting_placement(
 
     run_browser(
         "awaiting",
-        {"url": f"{node.url}/?poll=500", "screenshots": str(screenshots), "serviceName": name},
+        {
+            "url": f"{node.url}/?poll=500",
+            "screenshots": str(screenshots),
+            "serviceName": name,
+            "token": node.token,
+        },
         {"add-camera": add_camera},
     )
     assert node.wait_service_state(sid, "RUNNING")["images"][0]["node"] == node.ip
