@@ -341,3 +341,29 @@ def wait_nodes(
 
     wait_for(check, **kw)
     return seen
+
+
+def start_zigbee_cell(
+    node_factory: Callable[..., Any],
+    mqtt_address: tuple[str, int],
+    devices: dict[str, Any],
+    a_extra: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Nodes a (no device rule), b and c (``/ttyUSB*=zigbee`` in their own folder of
+    ``devices``), each seeing the other two: the cell of the follow-the-hardware tests."""
+    nodes = {"a": node_factory(name="cell-a", mqtt=mqtt_address, extra=a_extra)}
+    for name in ("b", "c"):
+        nodes[name] = node_factory(
+            name=f"cell-{name}",
+            mqtt=mqtt_address,
+            extra={
+                "NODE": {
+                    "device_rules": f"{devices[name]}/ttyUSB*=zigbee",
+                    "device_poll_interval": 0.3,
+                }
+            },
+        )
+    for node in nodes.values():
+        others = {n.ip for n in nodes.values() if n is not node}
+        wait_nodes(node, lambda seen, o=others: o <= set(seen), what=f"{node.name} sees the cell")
+    return nodes

@@ -15,7 +15,7 @@ from typing import Any
 import docker
 import pytest
 
-from tests.cluster_helpers import wait_nodes
+from tests.cluster_helpers import start_zigbee_cell, wait_nodes
 from tests.helpers import TEST_IMAGE, unique_name, wait_for
 
 BLUEPRINT = f"""\
@@ -78,21 +78,7 @@ def cell(tmp_path: Path, node_factory: Any, mosquitto: Any) -> Iterator[dict[str
     for folder in devices.values():
         folder.mkdir()
     (devices["b"] / "ttyUSB0").write_text("dongle")
-    nodes = {"a": node_factory(name="cell-a", mqtt=mqtt)}
-    for name in ("b", "c"):
-        nodes[name] = node_factory(
-            name=f"cell-{name}",
-            mqtt=mqtt,
-            extra={
-                "NODE": {
-                    "device_rules": f"{devices[name]}/ttyUSB*=zigbee",
-                    "device_poll_interval": 0.3,
-                }
-            },
-        )
-    for node in nodes.values():
-        others = {n.ip for n in nodes.values() if n is not node}
-        wait_nodes(node, lambda seen, o=others: o <= set(seen), what=f"{node.name} sees the cell")
+    nodes = start_zigbee_cell(node_factory, mqtt, devices)
     yield {"nodes": nodes, "devices": devices}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import docker
 import pytest
 
-from tests.cluster_helpers import wait_nodes
+from tests.cluster_helpers import start_zigbee_cell
 from tests.helpers import TEST_IMAGE, unique_name, wait_for
 from tests.test_device_grants import make_char_device
 
@@ -25,25 +25,9 @@ def cell(tmp_path: Path, node_factory: Any, mosquitto: Any) -> Iterator[dict[str
     for folder in devices.values():
         folder.mkdir()
     make_char_device(devices["b"] / "ttyUSB0")
-    nodes = {
-        "a": node_factory(
-            name="cell-a", mqtt=mqtt, extra={"POLICY": {"allowed_bind_paths": str(data)}}
-        )
-    }
-    for name in ("b", "c"):
-        nodes[name] = node_factory(
-            name=f"cell-{name}",
-            mqtt=mqtt,
-            extra={
-                "NODE": {
-                    "device_rules": f"{devices[name]}/ttyUSB*=zigbee",
-                    "device_poll_interval": 0.3,
-                }
-            },
-        )
-    for node in nodes.values():
-        others = {n.ip for n in nodes.values() if n is not node}
-        wait_nodes(node, lambda seen, o=others: o <= set(seen), what=f"{node.name} sees the cell")
+    nodes = start_zigbee_cell(
+        node_factory, mqtt, devices, {"POLICY": {"allowed_bind_paths": str(data)}}
+    )
     yield {"nodes": nodes, "devices": devices, "data": data}
 
 
