@@ -7,6 +7,7 @@ for the views (``caller_role``) and writes the audit line of each changing reque
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, g, jsonify, request
@@ -22,6 +23,20 @@ from motey.security.token_admin import TokenAdmin
 CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _ERROR_NAMES = {401: "Unauthorized", 403: "Forbidden", 429: "TooManyRequests"}
+
+#: WSGI environ key under which a layer in front of Flask (the fast listing path) leaves
+#: the access decision it already made, so a request it hands on is not decided twice:
+#: a second check would count a wrong token twice towards the failure limit. Only
+#: server-side code can set an environ key (headers arrive as ``HTTP_*``).
+DECISION_KEY = "motey.access_decision"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of :meth:`AccessControl.check` for one request."""
+
+    principal: Principal | None
+    denied: AccessDenied | None = None
 
 
 def caller() -> Principal | None:
@@ -50,16 +65,22 @@ def install_access_control(app: Flask, access: AccessControl, audit: AuditLog | 
 
     @app.before_request
     def authorize() -> ResponseReturnValue | None:
-        try:
-            g.principal = access.check(
-                request.method,
-                request.path,
-                request.headers.get("Authorization"),
-                request.remote_addr or "",
-            )
-        except AccessDenied as exc:
-            g.principal = exc.principal
-            return _denied(exc)
+        decided = request.environ.get(DECISION_KEY)
+        if not isinstance(decided, Decision):
+            try:
+                decided = Decision(
+                    access.check(
+                        request.method,
+                        request.path,
+                        request.headers.get("Authorization"),
+                        request.remote_addr or "",
+                    )
+                )
+            except AccessDenied as exc:
+                decided = Decision(exc.principal, exc)
+        g.principal = decided.principal
+        if decided.denied is not None:
+            return _denied(decided.denied)
         return None
 
     if audit is not None:

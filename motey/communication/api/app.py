@@ -9,11 +9,13 @@ from typing import Any
 import logbook
 from flask import Flask, jsonify, send_from_directory
 from flask_cors import CORS
+from flask_cors.core import get_cors_options
 from werkzeug.exceptions import HTTPException, NotFound
 
 from motey import __version__
 from motey.capabilityengine.capability_engine import CapabilityEngine
 from motey.communication.api.access import install_access_control
+from motey.communication.api.fast_listing import FastListing, cors_headers
 from motey.communication.api.json_provider import LimitedJSONProvider
 from motey.communication.api.operator_views import streams_blueprint
 from motey.communication.api.streams import StreamService
@@ -22,6 +24,7 @@ from motey.communication.api.views import (
     meta_blueprint,
     nodes_blueprint,
     service_blueprint,
+    service_listing,
 )
 from motey.errors import MoteyError
 from motey.node.identity import NodeIdentity
@@ -62,16 +65,18 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.json = LimitedJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    cors: dict[str, Any] | None = None
     if cors_origins:
-        CORS(
-            app,
-            origins=cors_origins,
-            expose_headers=["Location", "Idempotent-Replayed", "Retry-After"],
-        )
+        cors = {
+            "origins": cors_origins,
+            "expose_headers": ["Location", "Idempotent-Replayed", "Retry-After"],
+        }
+        CORS(app, **cors)
     if access is not None:
         install_access_control(app, access, audit)
 
-    app.register_blueprint(service_blueprint(orchestrator, cell, submissions))
+    listing = service_listing(orchestrator)
+    app.register_blueprint(service_blueprint(orchestrator, cell, submissions, listing))
     if streams is not None:
         app.register_blueprint(streams_blueprint(streams))
     app.register_blueprint(capabilities_blueprint(capability_engine))
@@ -126,4 +131,13 @@ def create_app(
             {"error": "InternalError", "message": "internal error; see the node's log"}
         ), 500
 
+    # The service list, the request a dashboard polls, is answered in front of Flask's
+    # dispatch from the same cached body (fast_listing.py, docs/scale.md); Flask's
+    # documented way to wrap its WSGI callable in a middleware.
+    app.wsgi_app = FastListing(  # type: ignore[method-assign]
+        app.wsgi_app,
+        listing,
+        access,
+        cors_headers(get_cors_options(app, cors)) if cors is not None else None,
+    )
     return app

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from motey.errors import ValidationError
+from motey.models.service import Service
+from motey.security.redaction import redact_service
 
 #: Distinct encoded bodies kept per generation (roles × pages × field sets).
 MAX_ENTRIES = 64
@@ -105,3 +107,29 @@ class ListingCache:
                     self._bodies.pop(next(iter(self._bodies)))
                 self._bodies[key] = encoded
         return encoded
+
+
+def service_entry(service: Service, role: str | None) -> dict[str, Any]:
+    """A service's JSON as the REST API shows it to a caller of ``role``."""
+    body = service.to_dict()
+    body["links"] = {"self": f"/v1/service/{service.id}"}
+    return redact_service(body, role)
+
+
+class ServiceListing:
+    """The bodies of ``GET /v1/service``: one :class:`ListingCache` over the services.
+
+    Shared by the Flask view and the fast path in front of Flask
+    (:mod:`motey.communication.api.fast_listing`), so both answer from the same bytes.
+    """
+
+    def __init__(self, services: Callable[[], list[Service]], generation: Callable[[], int]):
+        self._services = services
+        self._cache = ListingCache(generation)
+
+    def body(self, role: str | None, page: Page) -> bytes:
+        """The encoded list for a caller of ``role``; rendered only after a change."""
+        return self._cache.body(
+            (role, page),
+            lambda: page.apply([service_entry(s, role) for s in self._services()]),
+        )

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from motey import __version__
 from motey.capabilityengine.capability_engine import CapabilityEngine
 from motey.communication.api.access import caller_role
-from motey.communication.api.listing import ListingCache, parse_page
+from motey.communication.api.listing import ServiceListing, parse_page, service_entry
 from motey.errors import UnsupportedMediaType, ValidationError
 from motey.models.service import Service
 from motey.node.identity import NodeIdentity
@@ -21,16 +21,13 @@ from motey.orchestrator.cell import CellView
 from motey.orchestrator.idempotency import Answer, IdempotentSubmissions
 from motey.orchestrator.inter_node_orchestrator import InterNodeOrchestrator
 from motey.repositories.node_repository import NodeRepository
-from motey.security.redaction import redact_service
 
 YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
 COMPOSE_TYPES = ("application/compose+yaml",)
 
 
 def _service_json(service: Service) -> dict[str, Any]:
-    body = service.to_dict()
-    body["links"] = {"self": f"/v1/service/{service.id}"}
-    return redact_service(body, caller_role())
+    return service_entry(service, caller_role())
 
 
 def _yaml_body(types: tuple[str, ...] = YAML_TYPES) -> str:
@@ -59,14 +56,24 @@ def _json_list_body() -> Any:
     return data
 
 
+def service_listing(orchestrator: InterNodeOrchestrator) -> ServiceListing:
+    """The cached ``GET /v1/service`` bodies of this orchestrator's services."""
+    return ServiceListing(orchestrator.list_services, lambda: orchestrator.book.generation)
+
+
 def service_blueprint(
     orchestrator: InterNodeOrchestrator,
     cell: CellView | None = None,
     submissions: IdempotentSubmissions | None = None,
+    listing: ServiceListing | None = None,
 ) -> Blueprint:
-    """``/v1/service``: deploy, list, inspect and terminate services."""
+    """``/v1/service``: deploy, list, inspect and terminate services.
+
+    ``listing`` is shared with the fast path in front of Flask (see ``app.py``); the list
+    this view answers is the one that path answers without Flask.
+    """
     bp = Blueprint("service", __name__)
-    listing = ListingCache(lambda: orchestrator.book.generation)
+    bodies = listing if listing is not None else service_listing(orchestrator)
 
     @bp.get("/v1/service")
     def list_services() -> Any:
@@ -75,11 +82,7 @@ def service_blueprint(
             return jsonify(cell.list_services())
         if scope != "node":
             raise ValidationError("scope must be node (default) or cell", field="scope")
-        page = parse_page(request.args)
-        body = listing.body(
-            (caller_role(), page),
-            lambda: page.apply([_service_json(s) for s in orchestrator.list_services()]),
-        )
+        body = bodies.body(caller_role(), parse_page(request.args))
         return Response(body, mimetype="application/json")
 
     @bp.post("/v1/service")
