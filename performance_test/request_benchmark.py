@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,7 @@ HTTP_SERVER = textwrap.dedent(
     """
     import sys
     from cheroot import wsgi
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
     body = open(sys.argv[3], "rb").read()
     if sys.argv[4] == "flask":
         from flask import Flask, Response
@@ -69,6 +71,9 @@ HTTP_SERVER = textwrap.dedent(
                                       ("Content-Length", str(len(body)))])
             return [body]
     server = wsgi.Server((sys.argv[1], int(sys.argv[2])), app, numthreads=8)
+    server.error_log = lambda *a, **k: None  # wrk's TLS disconnects at its end; as the node
+    if len(sys.argv) > 5:  # certificate and key: HTTPS, as a secure node serves
+        server.ssl_adapter = BuiltinSSLAdapter(sys.argv[5], sys.argv[6])
     server.safe_start()
     """
 )
@@ -86,9 +91,13 @@ def rate(call: Any, seconds: float) -> float:
     return count / (time.monotonic() - began)
 
 
-def wrk(url: str, seconds: float) -> float:
+def wrk(url: str, seconds: float, token: str | None = None) -> float:
+    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
     done = subprocess.run(
-        ["wrk", "-t2", "-c8", f"-d{seconds:g}s", url], capture_output=True, text=True, check=True
+        ["wrk", "-t2", "-c8", f"-d{seconds:g}s", *auth, url],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     match = re.search(r"Requests/sec:\s+([0-9.]+)", done.stdout)
     assert match, done.stdout
@@ -161,8 +170,37 @@ def node_to_node(node: MoteyNode, tmp: Path, seconds: float) -> dict[str, Any]:
     return results
 
 
-def rest(node: MoteyNode, tmp: Path, services: int, seconds: float) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+def settled_listing(node: MoteyNode, quiet: float = 1.0, timeout: float = 30.0) -> bytes:
+    """The list once it has not changed for ``quiet`` seconds.
+
+    Right after the posts the node is still placing the new services (each write moves
+    the list); measured then, Motey would re-render while the baselines serve one body.
+    """
+    body = node.get("/v1/service").content
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = node.get("/v1/service").content
+        if again == body:
+            return body
+        body = again
+    raise AssertionError(f"the service list still changes after {timeout} s")
+
+
+def rest(
+    node: MoteyNode, tmp: Path, services: int, seconds: float, rounds: int = 3
+) -> dict[str, Any]:
+    """``GET /v1/service`` against Flask and bare cheroot serving the node's own body.
+
+    A secure node is measured over HTTPS with its bearer token, the baselines over
+    HTTPS with the node's certificate. Motey and the two baselines take turns for
+    ``rounds`` rounds (all three servers up throughout); each figure is the median.
+    """
+    tls: list[str] = []
+    if node.secure:
+        tls = [str(node.dir / "credentials" / name) for name in ("node.crt", "node.key")]
+    scheme = "https" if tls else "http"
+    results: dict[str, Any] = {"secure": node.secure}
     for count in (0, services):
         have = len(node.get("/v1/service").json())
         for _ in range(count - have):
@@ -171,18 +209,30 @@ def rest(node: MoteyNode, tmp: Path, services: int, seconds: float) -> dict[str,
                 "    capabilities: [nobody-has-this]\n"
             )
             assert node.post_yaml(text).status_code == 201
-        body = node.get("/v1/service").content
+        body = settled_listing(node)
         (tmp / "body.json").write_bytes(body)
         row: dict[str, Any] = {"services": count, "body_bytes": len(body)}
-        row["motey_req_s"] = wrk(f"{node.url}/v1/service", seconds)
-        for kind in ("flask", "cheroot"):
-            ip, port = "127.0.0.1", free_port()
-            server = spawn(HTTP_SERVER, ip, str(port), str(tmp / "body.json"), kind)
-            try:
+        urls = {"motey": f"{node.url}/v1/service"}
+        servers = []
+        try:
+            for kind in ("flask", "cheroot"):
+                ip, port = "127.0.0.1", free_port()
+                servers.append(
+                    spawn(HTTP_SERVER, ip, str(port), str(tmp / "body.json"), kind, *tls)
+                )
                 wait_listening(ip, port)
-                row[f"{kind}_req_s"] = wrk(f"http://{ip}:{port}/v1/service", seconds)
-            finally:
+                urls[kind] = f"{scheme}://{ip}:{port}/v1/service"
+            runs: dict[str, list[float]] = {kind: [] for kind in urls}
+            for _ in range(rounds):
+                for kind, url in urls.items():
+                    token = node.token if kind == "motey" else None
+                    runs[kind].append(wrk(url, seconds, token))
+        finally:
+            for server in servers:
                 stop(server)
+        for kind, figures in runs.items():
+            row[f"{kind}_req_s"] = statistics.median(figures)
+            row[f"{kind}_runs"] = figures
         row["ratio_to_flask"] = row["motey_req_s"] / row["flask_req_s"]
         row["ratio_to_cheroot"] = row["motey_req_s"] / row["cheroot_req_s"]
         results[f"services_{count}"] = row
@@ -195,6 +245,11 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--label", default="after")
     parser.add_argument("--json", help="append the results to this JSON file")
+    parser.add_argument("--rest-only", action="store_true", help="skip the node-to-node part")
+    parser.add_argument("--rounds", type=int, default=3, help="REST: rounds of Motey/Flask/cheroot")
+    parser.add_argument(
+        "--secure", action="store_true", help="REST: also a secure node (HTTPS, bearer token)"
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {
         "label": args.label,
@@ -209,12 +264,23 @@ def main() -> int:
             extra={"SECURITY": {"mode": "open"}, "LOGGER": {"level": "INFO"}},
         ).start()
         try:
-            results["node_to_node"] = node_to_node(node, Path(tmp), args.seconds)
-            print(json.dumps(results["node_to_node"]), flush=True)
-            results["rest"] = rest(node, Path(tmp), args.services, args.seconds)
+            if not args.rest_only:
+                results["node_to_node"] = node_to_node(node, Path(tmp), args.seconds)
+                print(json.dumps(results["node_to_node"]), flush=True)
+            results["rest"] = rest(node, Path(tmp), args.services, args.seconds, args.rounds)
             print(json.dumps(results["rest"]), flush=True)
         finally:
             node.stop()
+        if args.secure:
+            node = MoteyNode(Path(tmp), ip=next_loopback(), extra={"LOGGER": {"level": "INFO"}})
+            try:
+                node.start()
+                results["rest_secure"] = rest(
+                    node, Path(tmp), args.services, args.seconds, args.rounds
+                )
+                print(json.dumps(results["rest_secure"]), flush=True)
+            finally:
+                node.stop()
     results["load_after"] = os.getloadavg()
     if args.json:
         path = Path(args.json)

@@ -140,12 +140,27 @@ def cors_headers(options: Any) -> HeaderSource:
 
     ``options`` is what ``flask_cors.core.get_cors_options`` made of the ``CORS(...)``
     arguments; ``get_cors_headers`` is the function flask-cors itself calls per response.
+    For a GET or HEAD its answer depends on the ``Origin`` and
+    ``Access-Control-Request-Private-Network`` headers only, so it is kept per pair of
+    values (a bounded number: both come from the client).
     """
     from flask_cors.core import get_cors_headers
 
+    known: dict[tuple[str | None, str | None, str], list[tuple[str, str]]] = {}
+
     def headers(environ: dict[str, Any], method: str) -> list[tuple[str, str]]:
-        found = get_cors_headers(options, EnvironHeaders(environ), method)
-        # ``items()`` without ``multi``: flask-cors adds the first value of each header.
-        return [(key, str(value)) for key, value in found.items()]
+        key = (
+            environ.get("HTTP_ORIGIN"),
+            environ.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK"),
+            method,
+        )
+        found = known.get(key)
+        if found is None:
+            made = get_cors_headers(options, EnvironHeaders(environ), method)
+            # ``items()`` without ``multi``: flask-cors adds the first value of each header.
+            found = [(name, str(value)) for name, value in made.items()]
+            if len(known) < MAX_QUERIES:
+                known[key] = found
+        return found
 
     return headers
