@@ -8,9 +8,13 @@ One real node (``motey run``, open mode, no broker, on a loopback address) and:
   after another for ``--seconds``; against raw pyzmq REQ/REP (a REP server in its own
   process answering the same bytes the node answered);
 * **REST**: ``GET /v1/service`` with 0 and with ``--services`` stored services (each
-  waits for a capability no node has, so no container is started), with ``wrk`` (8
-  connections, 2 threads) for ``--seconds``; against Flask on cheroot (8 threads)
-  returning the same body from memory, and bare cheroot returning it.
+  waits for a capability no node has, so no container is started; measured once the
+  list has stopped changing), with ``wrk`` (8 connections, 2 threads) for ``--seconds``;
+  against Flask on cheroot (8 threads) returning the same body from memory, and bare
+  cheroot returning it. The three take turns for ``--rounds`` rounds; each figure is
+  the median. ``--secure`` measures a secure node too (HTTPS, bearer token) against the
+  same baselines over HTTPS with the node's certificate; ``--rest-only`` skips the
+  node-to-node part.
 
 Run it with ``PYTHONPATH=<source tree>`` to measure another version of Motey (the
 client and the node both come from there; the script prints which). Every process it
