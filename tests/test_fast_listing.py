@@ -239,3 +239,28 @@ def test_other_paths_and_methods_go_to_flask(rig: Rig, tokens: tuple[Path, dict[
         environ = EnvironBuilder(path=target, method=method).get_environ()
         run_wsgi_app(fast, environ, buffered=True)
     assert spy.calls == 6
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"headers": {"Host": "bad host!"}},
+        {"headers": {"Host": ""}},
+        {"data": b"x" * 2_000_000},  # a GET with a body over MAX_CONTENT_LENGTH
+        {"headers": {"Content-Length": "99999999"}},
+        {"headers": {"Transfer-Encoding": "chunked"}, "data": b"abc"},
+    ],
+)
+def test_odd_requests_are_answered_alike(
+    rig: Rig, tokens: tuple[Path, dict[str, str]], kw: dict[str, Any]
+) -> None:
+    path, _ = tokens
+    answers = []
+    for app in (
+        make_app(rig, "open", path, ["*"]).wsgi_app,
+        make_app(rig, "open", path, ["*"]).wsgi_app.app,
+    ):
+        environ = EnvironBuilder(path="/v1/service", method="GET", **kw).get_environ()
+        body, status, headers = run_wsgi_app(app, environ, buffered=True)
+        answers.append((status, list(headers.items()), b"".join(body)))
+    assert answers[0] == answers[1]
