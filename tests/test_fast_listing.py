@@ -112,7 +112,7 @@ def call(app: Any, method: str, query: str, headers: dict[str, str]) -> tuple[st
         path="/v1/service",
         method=method,
         query_string=query,
-        headers=headers,
+        headers=list(headers.items()),
         environ_base={"REMOTE_ADDR": "127.0.0.9"},
     ).get_environ()
     body, status, response_headers = run_wsgi_app(app, environ, buffered=True)
