@@ -28,6 +28,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,16 @@ import motey  # noqa: E402
 from motey.communication.zeromq_client import ZeroMQNodeClient  # noqa: E402
 from motey.models.image import Image  # noqa: E402
 from motey.models.node import Node  # noqa: E402
+from motey.security.credentials import load_credentials  # noqa: E402
 from tests.helpers import MoteyNode, free_port, next_loopback, unique_name  # noqa: E402
 
 REP_SERVER = textwrap.dedent(
     """
     import sys, zmq
-    ctx = zmq.Context(); sock = ctx.socket(zmq.REP); sock.bind(sys.argv[1])
+    ctx = zmq.Context(); sock = ctx.socket(zmq.REP)
+    if sys.argv[3]:  # CURVE server with this secret key
+        sock.curve_server = True; sock.curve_secretkey = sys.argv[3].encode()
+    sock.bind(sys.argv[1])
     reply = open(sys.argv[2], "rb").read()
     while True:
         sock.recv(); sock.send(reply)
@@ -122,26 +127,64 @@ def wait_listening(ip: str, port: int) -> None:
 
 
 def node_to_node(node: MoteyNode, tmp: Path, seconds: float) -> dict[str, Any]:
+    """Motey's client against the node, then raw REQ/REP answering the same bytes.
+
+    Status is asked for an image the node runs (a busybox container it started for the
+    benchmark, what an owner's watcher asks about) and for one it never ran.
+    """
     ctx = zmq.Context()
-    client = ZeroMQNodeClient(ctx, request_timeout=5)
+    credentials = None
+    if node.secure:  # the node's own member credentials: its repliers admit its own key
+        credentials = load_credentials(
+            {"GENERAL": {}, "NODE": {"name": node.name, "ip": node.ip},
+             "SECURITY": {"credentials": str(node.dir / "credentials")}}
+        )  # fmt: skip
+    client = ZeroMQNodeClient(ctx, request_timeout=5, action_timeout=60, credentials=credentials)
     client.start()
-    peer = Node(ip=node.ip, id=node.node_id, version="bench")
-    image = Image(id="00000000-0000-4000-8000-000000000000", name="busybox", node=node.ip)
-    results: dict[str, Any] = {}
+    peer = Node(
+        ip=node.ip,
+        id=node.node_id,
+        version="bench",
+        curve_key=credentials.curve_public if credentials else None,
+    )
+    running = Image(
+        id=str(uuid.uuid4()),
+        name="motey-test/busybox:latest",
+        parameters={"command": "sleep 3600"},
+        node=node.ip,
+    )
+    unknown = Image(id="00000000-0000-4000-8000-000000000000", name="busybox", node=node.ip)
+    results: dict[str, Any] = {"secure": node.secure}
     try:
+        running.instance_id = client.deploy_image(peer, running)
+        state = client.image_status(peer, running).state.value
+        assert state == "RUNNING", state
         results["capability_req_s"] = rate(lambda: client.describe(peer), seconds)
-        results["status_req_s"] = rate(lambda: client.image_status(peer, image), seconds)
+        results["status_req_s"] = rate(lambda: client.image_status(peer, running), seconds)
+        results["status_unknown_req_s"] = rate(
+            lambda: client.image_status(peer, unknown), seconds
+        )
         # the baseline answers what the node answered, byte for byte
         raw = ctx.socket(zmq.REQ)
+        curve = ["", "", ""]
+        if credentials is not None:
+            curve = [credentials.curve_public, credentials.curve_secret, credentials.curve_public]
+            raw.curve_serverkey = credentials.curve_public.encode()
+            raw.curve_publickey = credentials.curve_public.encode()
+            raw.curve_secretkey = credentials.curve_secret.encode()
         raw.connect(f"tcp://{node.ip}:{peer.ports['capabilities_replier']}")
         raw.send(b'{"version": 2}')
         reply_file = tmp / "reply.bin"
         reply_file.write_bytes(raw.recv())
         raw.close(linger=0)
         endpoint = f"tcp://127.0.0.1:{free_port()}"
-        server = spawn(REP_SERVER, endpoint, str(reply_file))
+        server = spawn(REP_SERVER, endpoint, str(reply_file), curve[1])
         try:
             sock = ctx.socket(zmq.REQ)
+            if credentials is not None:  # raw CURVE: the same keys, no ZAP (handshake only)
+                sock.curve_serverkey = curve[2].encode()
+                sock.curve_publickey = curve[0].encode()
+                sock.curve_secretkey = curve[1].encode()
             sock.connect(endpoint)
 
             def raw_call() -> None:
@@ -154,10 +197,12 @@ def node_to_node(node: MoteyNode, tmp: Path, seconds: float) -> dict[str, Any]:
             stop(server)
         results["reply_bytes"] = reply_file.stat().st_size
     finally:
+        if running.instance_id:
+            client.terminate_image(peer, running)
         client.stop()
         ctx.destroy(linger=0)
-    results["capability_ratio"] = results["capability_req_s"] / results["raw_reqrep_req_s"]
-    results["status_ratio"] = results["status_req_s"] / results["raw_reqrep_req_s"]
+    for key in ("capability", "status", "status_unknown"):
+        results[f"{key}_ratio"] = results[f"{key}_req_s"] / results["raw_reqrep_req_s"]
     return results
 
 
@@ -195,9 +240,19 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--label", default="after")
     parser.add_argument("--json", help="append the results to this JSON file")
+    parser.add_argument(
+        "--only", choices=("node", "rest"), help="run only the node-to-node or the REST part"
+    )
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="node-to-node over CURVE (a secure node of a test cell) against raw CURVE REQ/REP",
+    )
     args = parser.parse_args()
+    if args.secure and args.only != "node":
+        parser.error("--secure measures the node-to-node part only: add --only node")
     results: dict[str, Any] = {
-        "label": args.label,
+        "label": args.label + (" secure" if args.secure else ""),
         "motey": str(Path(motey.__file__).parent),
         "load_before": os.getloadavg(),
     }
@@ -206,13 +261,18 @@ def main() -> int:
         node = MoteyNode(
             Path(tmp),
             ip=next_loopback(),
-            extra={"SECURITY": {"mode": "open"}, "LOGGER": {"level": "INFO"}},
+            extra={
+                "SECURITY": {"mode": "secure" if args.secure else "open"},
+                "LOGGER": {"level": "INFO"},
+            },
         ).start()
         try:
-            results["node_to_node"] = node_to_node(node, Path(tmp), args.seconds)
-            print(json.dumps(results["node_to_node"]), flush=True)
-            results["rest"] = rest(node, Path(tmp), args.services, args.seconds)
-            print(json.dumps(results["rest"]), flush=True)
+            if args.only != "rest":
+                results["node_to_node"] = node_to_node(node, Path(tmp), args.seconds)
+                print(json.dumps(results["node_to_node"]), flush=True)
+            if args.only != "node":
+                results["rest"] = rest(node, Path(tmp), args.services, args.seconds)
+                print(json.dumps(results["rest"]), flush=True)
         finally:
             node.stop()
     results["load_after"] = os.getloadavg()

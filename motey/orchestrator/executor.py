@@ -18,6 +18,7 @@ from motey.node.identity import NodeIdentity
 from motey.orchestrator.policy import BlueprintPolicy
 from motey.val.manager import VALManager
 from motey.val.plugin import InstanceInfo, InstanceStatus, LogChunk
+from motey.val.states import InstanceStates
 
 log = logbook.Logger(__name__)
 
@@ -36,32 +37,54 @@ class ImageExecutor:
         capability_engine: CapabilityEngine,
         policy: BlueprintPolicy | None = None,
         device_paths: Callable[[], dict[str, list[str]]] | None = None,
+        states: InstanceStates | None = None,
     ) -> None:
+        """``states`` answers status questions from a cache the engine's events keep
+        current (docs/scale.md, "Node-to-node requests"); without it every status asks
+        the engine."""
         self._identity = identity
         self._val = val_manager
         self._capabilities = capability_engine
         self._policy = policy or BlueprintPolicy()
         self._device_paths = device_paths
+        self._states = states
         #: Ids of the images this process started and has not terminated: what placement
         #: and ``GET /v1/nodes`` count as this node's images (docs/scale.md).
         self._images: set[str] = set()
+        #: Moves with every change of the capability set, so a capability reply built
+        #: from it can be kept until then (:meth:`description_key`).
+        self._capability_generation = 0
+        capability_engine.subscribe(self._capabilities_changed)
 
     @property
     def node_id(self) -> str:
         return self._identity.id
 
+    def _capabilities_changed(self, _capabilities: list[dict[str, Any]]) -> None:
+        self._capability_generation += 1
+
+    def description_key(self) -> tuple[Any, ...]:
+        """Changes whenever :meth:`describe` would answer differently: the capability
+        set, the lifecycle phase, the load (as rounded there) or the image count.
+        Cheap (no capability list is built), so a replier can keep its encoded answer."""
+        identity = self._identity
+        return (
+            self._capability_generation,
+            identity.lifecycle,
+            identity.name,
+            identity.ip,
+            _load(),
+            len(self._images),
+        )
+
     def describe(self) -> dict[str, Any]:
         """Capabilities plus what placement needs to choose between nodes."""
-        try:
-            load = os.getloadavg()[0] / (os.cpu_count() or 1)
-        except OSError:
-            load = 0.0
         return {
             "node_id": self._identity.id,
             "name": self._identity.name,
             "ip": self._identity.ip,
             "lifecycle": self._identity.lifecycle.value,
-            "load": round(load, 4),
+            "load": _load(),
             "images": len(self._images),
             "capabilities": self._capabilities.all(),
         }
@@ -133,7 +156,13 @@ class ImageExecutor:
             )
 
     def status(self, image: Image) -> InstanceStatus:
-        return self._val.status(image)
+        return self.status_of(image.id, image.engine)
+
+    def status_of(self, image_id: str, engine: str) -> InstanceStatus:
+        """The state of an image's instance, from the state cache when there is one."""
+        if self._states is not None:
+            return self._states.status(image_id, engine)
+        return self._val.status(Image(id=image_id, name="", engine=engine))
 
     def terminate(self, image: Image) -> bool:
         removed = self._val.terminate(image)
@@ -157,6 +186,14 @@ class ImageExecutor:
     def remove_instance(self, engine: str, image_id: str) -> bool:
         """Stop and remove an instance known only by its labels (an orphan, a fenced copy)."""
         return self._val.terminate(Image(id=image_id, name="", engine=engine))
+
+
+def _load() -> float:
+    """This machine's 1-minute load average per core, as peers are told it."""
+    try:
+        return round(os.getloadavg()[0] / (os.cpu_count() or 1), 4)
+    except OSError:
+        return 0.0
 
 
 def _is_device(path: str) -> bool:
