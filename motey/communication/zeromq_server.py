@@ -351,8 +351,10 @@ class ZeroMQServer:
     def _serve(self, kind: RequestKind, sock: zmq.Socket, waker: Waker) -> None:
         answer = self._handler.handler(kind)
         # Only audited requests need the sender's name (a frame property); the others
-        # are received as plain bytes, which is cheaper than a frame per message.
-        with_peer = self._handler.audited(kind)
+        # are received as plain bytes, which is cheaper than a frame per message. A
+        # handler that does not say gets the sender's name with every request.
+        audited = getattr(self._handler, "audited", None)
+        with_peer = audited(kind) if audited is not None else True
         monitor = self._monitor(sock)
         poller = self._poller(sock, monitor, waker)
         try:
