@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import stat
 from collections.abc import Callable
@@ -188,10 +189,16 @@ class ImageExecutor:
         return self._val.terminate(Image(id=image_id, name="", engine=engine))
 
 
+@functools.cache
+def _cores() -> int:
+    """The machine's core count; asked once (``os.cpu_count`` costs ~15 µs a call)."""
+    return os.cpu_count() or 1
+
+
 def _load() -> float:
     """This machine's 1-minute load average per core, as peers are told it."""
     try:
-        return round(os.getloadavg()[0] / (os.cpu_count() or 1), 4)
+        return round(os.getloadavg()[0] / _cores(), 4)
     except OSError:
         return 0.0
 
