@@ -3,10 +3,12 @@
 
 One real node (``motey run``, open mode, no broker, on a loopback address) and:
 
-* **node-to-node**: the capability request and an image status request through Motey's
-  own client (``ZeroMQNodeClient``: pooled REQ socket, reply decoded and validated), one
-  after another for ``--seconds``; against raw pyzmq REQ/REP (a REP server in its own
-  process answering the same bytes the node answered);
+* **node-to-node**: the capability request and image status requests (of an image the
+  node runs, and of one it never ran) through Motey's own client (``ZeroMQNodeClient``:
+  pooled REQ socket, reply decoded and validated), one after another for ``--seconds``
+  each, in quarter-second turns with raw pyzmq REQ/REP (a REP server in its own process
+  answering the same bytes the node answered), so the shared machine's load changes hit
+  both alike; ``--secure``: a secure node (CURVE) against raw CURVE REQ/REP;
 * **REST**: ``GET /v1/service`` with 0 and with ``--services`` stored services (each
   waits for a capability no node has, so no container is started), with ``wrk`` (8
   connections, 2 threads) for ``--seconds``; against Flask on cheroot (8 threads)
@@ -126,11 +128,33 @@ def wait_listening(ip: str, port: int) -> None:
     raise AssertionError(f"nothing listens on {ip}:{port}")
 
 
+def interleaved(calls: dict[str, Any], seconds: float, slice_s: float = 0.25) -> dict[str, float]:
+    """Calls per second of each of ``calls``, run in turns of ``slice_s`` for ``seconds``
+    each: a change of the machine's load (it is shared) then hits all of them alike, so
+    their ratios hold even when the absolute rates move."""
+    counts = dict.fromkeys(calls, 0)
+    spent = dict.fromkeys(calls, 0.0)
+    for call in calls.values():
+        for _ in range(50):
+            call()
+    while min(spent.values()) < seconds:
+        for name, call in calls.items():
+            count = 0
+            began = time.monotonic()
+            while time.monotonic() - began < slice_s:
+                call()
+                count += 1
+            spent[name] += time.monotonic() - began
+            counts[name] += count
+    return {name: counts[name] / spent[name] for name in calls}
+
+
 def node_to_node(node: MoteyNode, tmp: Path, seconds: float) -> dict[str, Any]:
-    """Motey's client against the node, then raw REQ/REP answering the same bytes.
+    """Motey's client against the node, in turns with raw REQ/REP answering the same bytes.
 
     Status is asked for an image the node runs (a busybox container it started for the
-    benchmark, what an owner's watcher asks about) and for one it never ran.
+    benchmark, what an owner's watcher asks about) and for one it never ran. Over CURVE
+    (a secure node) the baseline is raw CURVE REQ/REP with the same keys.
     """
     ctx = zmq.Context()
     credentials = None
@@ -155,20 +179,16 @@ def node_to_node(node: MoteyNode, tmp: Path, seconds: float) -> dict[str, Any]:
     )
     unknown = Image(id="00000000-0000-4000-8000-000000000000", name="busybox", node=node.ip)
     results: dict[str, Any] = {"secure": node.secure}
+    server = None
     try:
         running.instance_id = client.deploy_image(peer, running)
         state = client.image_status(peer, running).state.value
         assert state == "RUNNING", state
-        results["capability_req_s"] = rate(lambda: client.describe(peer), seconds)
-        results["status_req_s"] = rate(lambda: client.image_status(peer, running), seconds)
-        results["status_unknown_req_s"] = rate(
-            lambda: client.image_status(peer, unknown), seconds
-        )
         # the baseline answers what the node answered, byte for byte
         raw = ctx.socket(zmq.REQ)
-        curve = ["", "", ""]
+        secret = ""
         if credentials is not None:
-            curve = [credentials.curve_public, credentials.curve_secret, credentials.curve_public]
+            secret = credentials.curve_secret
             raw.curve_serverkey = credentials.curve_public.encode()
             raw.curve_publickey = credentials.curve_public.encode()
             raw.curve_secretkey = credentials.curve_secret.encode()
@@ -177,26 +197,35 @@ def node_to_node(node: MoteyNode, tmp: Path, seconds: float) -> dict[str, Any]:
         reply_file = tmp / "reply.bin"
         reply_file.write_bytes(raw.recv())
         raw.close(linger=0)
-        endpoint = f"tcp://127.0.0.1:{free_port()}"
-        server = spawn(REP_SERVER, endpoint, str(reply_file), curve[1])
-        try:
-            sock = ctx.socket(zmq.REQ)
-            if credentials is not None:  # raw CURVE: the same keys, no ZAP (handshake only)
-                sock.curve_serverkey = curve[2].encode()
-                sock.curve_publickey = curve[0].encode()
-                sock.curve_secretkey = curve[1].encode()
-            sock.connect(endpoint)
-
-            def raw_call() -> None:
-                sock.send(b'{"version": 2}')
-                sock.recv()
-
-            results["raw_reqrep_req_s"] = rate(raw_call, seconds)
-            sock.close(linger=0)
-        finally:
-            stop(server)
         results["reply_bytes"] = reply_file.stat().st_size
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        server = spawn(REP_SERVER, endpoint, str(reply_file), secret)
+        sock = ctx.socket(zmq.REQ)
+        if credentials is not None:  # raw CURVE: the same keys, no ZAP (handshake only)
+            sock.curve_serverkey = credentials.curve_public.encode()
+            sock.curve_publickey = credentials.curve_public.encode()
+            sock.curve_secretkey = credentials.curve_secret.encode()
+        sock.connect(endpoint)
+
+        def raw_call() -> None:
+            sock.send(b'{"version": 2}')
+            sock.recv()
+
+        time.sleep(1.0)  # Docker settles after the start
+        rates = interleaved(
+            {
+                "capability_req_s": lambda: client.describe(peer),
+                "raw_reqrep_req_s": raw_call,
+                "status_req_s": lambda: client.image_status(peer, running),
+                "status_unknown_req_s": lambda: client.image_status(peer, unknown),
+            },
+            seconds,
+        )
+        results.update(rates)
+        sock.close(linger=0)
     finally:
+        if server is not None:
+            stop(server)
         if running.instance_id:
             client.terminate_image(peer, running)
         client.stop()
