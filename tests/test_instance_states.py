@@ -305,3 +305,25 @@ def test_malformed_requests_are_refused_every_time(
     for _ in range(2):
         reply = json.loads(answer(b'{"version": 2, "id": "../etc"}'))
         assert reply["error"] == "ValidationError", reply
+
+
+def test_own_deploy_and_terminate_are_seen_before_their_events(
+    fake: tuple[EventfulEngine, InstanceStates], tmp_path: Path
+) -> None:
+    """Read your writes: no answer kept from before this node's own start or removal."""
+    engine, states = fake
+    database = Database(tmp_path / "capabilities.json").open()
+    capabilities = CapabilityEngine(CapabilityRepository(database))
+    identity = NodeIdentity(str(uuid.uuid4()), "unit", "127.0.0.1", {})
+    identity.set_lifecycle(NodeLifecycle.OPERATE)
+    executor = ImageExecutor(identity, states._val, capabilities, states=states)
+    image = Image(id=str(uuid.uuid4()), name="busybox", engine="fake")
+    try:
+        assert executor.status(image).exists is False
+        assert image.id in states.kept("fake")
+        executor.deploy(image)  # no event is pushed: the fake stream stays silent
+        assert executor.status(image).state is ImageState.RUNNING
+        executor.terminate(image)
+        assert executor.status(image).exists is False
+    finally:
+        database.close()

@@ -106,7 +106,10 @@ class ImageExecutor:
         """
         self._identity.require_operational()
         self._policy.check(image, "image", f"node {self._identity.name}")
-        instance = self._val.instantiate(self.with_device_grants(image))
+        try:
+            instance = self._val.instantiate(self.with_device_grants(image))
+        finally:
+            self._forget_state(image.id, image.engine)
         self._images.add(image.id)
         return instance
 
@@ -166,9 +169,18 @@ class ImageExecutor:
         return self._val.status(Image(id=image_id, name="", engine=engine))
 
     def terminate(self, image: Image) -> bool:
-        removed = self._val.terminate(image)
+        try:
+            removed = self._val.terminate(image)
+        finally:
+            self._forget_state(image.id, image.engine)
         self._images.discard(image.id)
         return removed
+
+    def _forget_state(self, image_id: str, engine: str) -> None:
+        """This node changed the instance itself: its next status asks the engine, even
+        before the engine's event about the change has arrived."""
+        if self._states is not None:
+            self._states.forget(image_id, engine)
 
     def logs(self, image: Image, tail: int | None = None, since: float | None = None) -> LogChunk:
         return self._val.logs(image, tail=tail, since=since)
@@ -186,7 +198,10 @@ class ImageExecutor:
 
     def remove_instance(self, engine: str, image_id: str) -> bool:
         """Stop and remove an instance known only by its labels (an orphan, a fenced copy)."""
-        return self._val.terminate(Image(id=image_id, name="", engine=engine))
+        try:
+            return self._val.terminate(Image(id=image_id, name="", engine=engine))
+        finally:
+            self._forget_state(image_id, engine)
 
 
 @functools.cache

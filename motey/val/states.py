@@ -164,6 +164,13 @@ class InstanceStates:
         states.keep(image_id, status, asked)
         return status
 
+    def forget(self, image_id: str, engine: str) -> None:
+        """Drop what is kept of ``image_id`` as an event would (this node just started or
+        removed its instance), so no answer from before the change is given after it."""
+        states = self._engines.get(engine)
+        if states is not None:
+            states.changed(image_id)
+
     def live(self, engine: str) -> bool:
         """Whether ``engine``'s event stream is connected (answers may be kept)."""
         states = self._engines.get(engine)

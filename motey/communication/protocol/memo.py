@@ -19,7 +19,7 @@ V = TypeVar("V")
 
 #: Keys (messages) longer than this are not kept: deploy requests and big replies are
 #: rare, and a memo of them would hold megabytes.
-MAX_KEY_BYTES = 2048
+MAX_KEY_BYTES = 1024
 
 
 class Memo(Generic[K, V]):
