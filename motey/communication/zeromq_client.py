@@ -278,6 +278,9 @@ class ZeroMQNodeClient:
         try:
             sock.send(payload, zmq.NOBLOCK)
             deadline = time.monotonic() + timeout
+            if timeout * 1000 < RECEIVE_SLICE_MS:
+                sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000) + 1)
+                shortened = True
             while True:
                 # A blocking receive (RCVTIMEO slices, the GIL released while it waits)
                 # costs less than a poll and a receive per request.
