@@ -174,7 +174,7 @@ def node_to_node(node: MoteyNode, tmp: Path, seconds: float) -> dict[str, Any]:
     running = Image(
         id=str(uuid.uuid4()),
         name="motey-test/busybox:latest",
-        parameters={"command": "sleep 3600"},
+        parameters={"command": "sleep 3600", "network_mode": "none"},
         node=node.ip,
     )
     unknown = Image(id="00000000-0000-4000-8000-000000000000", name="busybox", node=node.ip)

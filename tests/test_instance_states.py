@@ -37,6 +37,10 @@ from motey.val.states import InstanceStates
 from tests.fakes import FakeEngine
 from tests.helpers import TEST_IMAGE, MoteyNode, wait_for
 
+#: The test container: no network, so a full Docker bridge (other work on the shared
+#: machine) cannot keep it from starting.
+SLEEPER = {"command": "sleep 300", "network_mode": "none"}
+
 # -- a fake engine with an event stream ------------------------------------------------
 
 
@@ -185,7 +189,7 @@ def real(docker_client: docker.DockerClient) -> Iterator[tuple[VALManager, Insta
 
 
 def _run(val: VALManager) -> tuple[Image, str]:
-    image = Image(id=str(uuid.uuid4()), name=TEST_IMAGE, parameters={"command": "sleep 300"})
+    image = Image(id=str(uuid.uuid4()), name=TEST_IMAGE, parameters=SLEEPER)
     return image, val.instantiate(image)
 
 
@@ -245,7 +249,7 @@ def test_node_status_answer_shows_a_killed_container(
     client.start()
     try:
         peer = Node(ip=node.ip, id=node.node_id, version="test")
-        image = Image(id=str(uuid.uuid4()), name=TEST_IMAGE, parameters={"command": "sleep 300"})
+        image = Image(id=str(uuid.uuid4()), name=TEST_IMAGE, parameters=SLEEPER)
         container_id = client.deploy_image(peer, image)
         for _ in range(3):
             assert client.image_status(peer, image).state is ImageState.RUNNING
