@@ -3,10 +3,12 @@
 
 One real node (``motey run``, open mode, no broker, on a loopback address) and:
 
-* **node-to-node**: the capability request and an image status request through Motey's
-  own client (``ZeroMQNodeClient``: pooled REQ socket, reply decoded and validated), one
-  after another for ``--seconds``; against raw pyzmq REQ/REP (a REP server in its own
-  process answering the same bytes the node answered);
+* **node-to-node**: the capability request and image status requests (of an image the
+  node runs, and of one it never ran) through Motey's own client (``ZeroMQNodeClient``:
+  pooled REQ socket, reply decoded and validated), one after another for ``--seconds``
+  each, in quarter-second turns with raw pyzmq REQ/REP (a REP server in its own process
+  answering the same bytes the node answered), so the shared machine's load changes hit
+  both alike; ``--secure``: a secure node (CURVE) against raw CURVE REQ/REP;
 * **REST**: ``GET /v1/service`` with 0 and with ``--services`` stored services (each
   waits for a capability no node has, so no container is started; measured once the
   list has stopped changing), with ``wrk`` (8 connections, 2 threads) for ``--seconds``;
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +48,16 @@ import motey  # noqa: E402
 from motey.communication.zeromq_client import ZeroMQNodeClient  # noqa: E402
 from motey.models.image import Image  # noqa: E402
 from motey.models.node import Node  # noqa: E402
+from motey.security.credentials import load_credentials  # noqa: E402
 from tests.helpers import MoteyNode, free_port, next_loopback, unique_name  # noqa: E402
 
 REP_SERVER = textwrap.dedent(
     """
     import sys, zmq
-    ctx = zmq.Context(); sock = ctx.socket(zmq.REP); sock.bind(sys.argv[1])
+    ctx = zmq.Context(); sock = ctx.socket(zmq.REP)
+    if sys.argv[3]:  # CURVE server with this secret key
+        sock.curve_server = True; sock.curve_secretkey = sys.argv[3].encode()
+    sock.bind(sys.argv[1])
     reply = open(sys.argv[2], "rb").read()
     while True:
         sock.recv(); sock.send(reply)
@@ -134,43 +141,110 @@ def wait_listening(ip: str, port: int) -> None:
     raise AssertionError(f"nothing listens on {ip}:{port}")
 
 
+def interleaved(calls: dict[str, Any], seconds: float, slice_s: float = 0.25) -> dict[str, float]:
+    """Calls per second of each of ``calls``, run in turns of ``slice_s`` for ``seconds``
+    each: a change of the machine's load (it is shared) then hits all of them alike, so
+    their ratios hold even when the absolute rates move."""
+    counts = dict.fromkeys(calls, 0)
+    spent = dict.fromkeys(calls, 0.0)
+    for call in calls.values():
+        for _ in range(50):
+            call()
+    while min(spent.values()) < seconds:
+        for name, call in calls.items():
+            count = 0
+            began = time.monotonic()
+            while time.monotonic() - began < slice_s:
+                call()
+                count += 1
+            spent[name] += time.monotonic() - began
+            counts[name] += count
+    return {name: counts[name] / spent[name] for name in calls}
+
+
 def node_to_node(node: MoteyNode, tmp: Path, seconds: float) -> dict[str, Any]:
+    """Motey's client against the node, in turns with raw REQ/REP answering the same bytes.
+
+    Status is asked for an image the node runs (a busybox container it started for the
+    benchmark, what an owner's watcher asks about) and for one it never ran. Over CURVE
+    (a secure node) the baseline is raw CURVE REQ/REP with the same keys.
+    """
     ctx = zmq.Context()
-    client = ZeroMQNodeClient(ctx, request_timeout=5)
+    credentials = None
+    if node.secure:  # the node's own member credentials: its repliers admit its own key
+        credentials = load_credentials(
+            {"GENERAL": {}, "NODE": {"name": node.name, "ip": node.ip},
+             "SECURITY": {"credentials": str(node.dir / "credentials")}}
+        )  # fmt: skip
+    client = ZeroMQNodeClient(ctx, request_timeout=5, action_timeout=60, credentials=credentials)
     client.start()
-    peer = Node(ip=node.ip, id=node.node_id, version="bench")
-    image = Image(id="00000000-0000-4000-8000-000000000000", name="busybox", node=node.ip)
-    results: dict[str, Any] = {}
+    peer = Node(
+        ip=node.ip,
+        id=node.node_id,
+        version="bench",
+        curve_key=credentials.curve_public if credentials else None,
+    )
+    running = Image(
+        id=str(uuid.uuid4()),
+        name="motey-test/busybox:latest",
+        parameters={"command": "sleep 3600", "network_mode": "none"},
+        node=node.ip,
+    )
+    unknown = Image(id="00000000-0000-4000-8000-000000000000", name="busybox", node=node.ip)
+    results: dict[str, Any] = {"secure": node.secure}
+    server = None
     try:
-        results["capability_req_s"] = rate(lambda: client.describe(peer), seconds)
-        results["status_req_s"] = rate(lambda: client.image_status(peer, image), seconds)
+        running.instance_id = client.deploy_image(peer, running)
+        state = client.image_status(peer, running).state.value
+        assert state == "RUNNING", state
         # the baseline answers what the node answered, byte for byte
         raw = ctx.socket(zmq.REQ)
+        secret = ""
+        if credentials is not None:
+            secret = credentials.curve_secret
+            raw.curve_serverkey = credentials.curve_public.encode()
+            raw.curve_publickey = credentials.curve_public.encode()
+            raw.curve_secretkey = credentials.curve_secret.encode()
         raw.connect(f"tcp://{node.ip}:{peer.ports['capabilities_replier']}")
         raw.send(b'{"version": 2}')
         reply_file = tmp / "reply.bin"
         reply_file.write_bytes(raw.recv())
         raw.close(linger=0)
-        endpoint = f"tcp://127.0.0.1:{free_port()}"
-        server = spawn(REP_SERVER, endpoint, str(reply_file))
-        try:
-            sock = ctx.socket(zmq.REQ)
-            sock.connect(endpoint)
-
-            def raw_call() -> None:
-                sock.send(b'{"version": 2}')
-                sock.recv()
-
-            results["raw_reqrep_req_s"] = rate(raw_call, seconds)
-            sock.close(linger=0)
-        finally:
-            stop(server)
         results["reply_bytes"] = reply_file.stat().st_size
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        server = spawn(REP_SERVER, endpoint, str(reply_file), secret)
+        sock = ctx.socket(zmq.REQ)
+        if credentials is not None:  # raw CURVE: the same keys, no ZAP (handshake only)
+            sock.curve_serverkey = credentials.curve_public.encode()
+            sock.curve_publickey = credentials.curve_public.encode()
+            sock.curve_secretkey = credentials.curve_secret.encode()
+        sock.connect(endpoint)
+
+        def raw_call() -> None:
+            sock.send(b'{"version": 2}')
+            sock.recv()
+
+        time.sleep(1.0)  # Docker settles after the start
+        rates = interleaved(
+            {
+                "capability_req_s": lambda: client.describe(peer),
+                "raw_reqrep_req_s": raw_call,
+                "status_req_s": lambda: client.image_status(peer, running),
+                "status_unknown_req_s": lambda: client.image_status(peer, unknown),
+            },
+            seconds,
+        )
+        results.update(rates)
+        sock.close(linger=0)
     finally:
+        if server is not None:
+            stop(server)
+        if running.instance_id:
+            client.terminate_image(peer, running)
         client.stop()
         ctx.destroy(linger=0)
-    results["capability_ratio"] = results["capability_req_s"] / results["raw_reqrep_req_s"]
-    results["status_ratio"] = results["status_req_s"] / results["raw_reqrep_req_s"]
+    for key in ("capability", "status", "status_unknown"):
+        results[f"{key}_ratio"] = results[f"{key}_req_s"] / results["raw_reqrep_req_s"]
     return results
 
 
@@ -249,42 +323,62 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--label", default="after")
     parser.add_argument("--json", help="append the results to this JSON file")
-    parser.add_argument("--rest-only", action="store_true", help="skip the node-to-node part")
+    parser.add_argument(
+        "--only", choices=("node", "rest"), help="run only the node-to-node or the REST part"
+    )
+    parser.add_argument("--rest-only", action="store_true", help="the same as --only rest")
     parser.add_argument("--rounds", type=int, default=3, help="REST: rounds of Motey/Flask/cheroot")
     parser.add_argument(
-        "--secure", action="store_true", help="REST: also a secure node (HTTPS, bearer token)"
+        "--secure",
+        action="store_true",
+        help="node-to-node over CURVE (a secure node of a test cell) against raw CURVE "
+        "REQ/REP; REST: also a secure node (HTTPS, bearer token) against HTTPS baselines",
     )
     args = parser.parse_args()
+    if args.rest_only:
+        args.only = "rest"
     results: dict[str, Any] = {
-        "label": args.label,
+        "label": args.label + (" secure" if args.secure else ""),
         "motey": str(Path(motey.__file__).parent),
         "load_before": os.getloadavg(),
     }
     print("motey from", results["motey"], flush=True)
     with tempfile.TemporaryDirectory(prefix="motey-requests-") as tmp:
-        node = MoteyNode(
-            Path(tmp),
-            ip=next_loopback(),
-            extra={"SECURITY": {"mode": "open"}, "LOGGER": {"level": "INFO"}},
-        ).start()
-        try:
-            if not args.rest_only:
+        if args.only != "rest":
+            node = MoteyNode(
+                Path(tmp),
+                ip=next_loopback(),
+                extra={
+                    "SECURITY": {"mode": "secure" if args.secure else "open"},
+                    "LOGGER": {"level": "INFO"},
+                },
+            ).start()
+            try:
                 results["node_to_node"] = node_to_node(node, Path(tmp), args.seconds)
                 print(json.dumps(results["node_to_node"]), flush=True)
-            results["rest"] = rest(node, Path(tmp), args.services, args.seconds, args.rounds)
-            print(json.dumps(results["rest"]), flush=True)
-        finally:
-            node.stop()
-        if args.secure:
-            node = MoteyNode(Path(tmp), ip=next_loopback(), extra={"LOGGER": {"level": "INFO"}})
-            try:
-                node.start()
-                results["rest_secure"] = rest(
-                    node, Path(tmp), args.services, args.seconds, args.rounds
-                )
-                print(json.dumps(results["rest_secure"]), flush=True)
             finally:
                 node.stop()
+        if args.only != "node":
+            node = MoteyNode(
+                Path(tmp),
+                ip=next_loopback(),
+                extra={"SECURITY": {"mode": "open"}, "LOGGER": {"level": "INFO"}},
+            ).start()
+            try:
+                results["rest"] = rest(node, Path(tmp), args.services, args.seconds, args.rounds)
+                print(json.dumps(results["rest"]), flush=True)
+            finally:
+                node.stop()
+            if args.secure:
+                node = MoteyNode(Path(tmp), ip=next_loopback(), extra={"LOGGER": {"level": "INFO"}})
+                try:
+                    node.start()
+                    results["rest_secure"] = rest(
+                        node, Path(tmp), args.services, args.seconds, args.rounds
+                    )
+                    print(json.dumps(results["rest_secure"]), flush=True)
+                finally:
+                    node.stop()
     results["load_after"] = os.getloadavg()
     if args.json:
         path = Path(args.json)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import zmq
 
 from motey.capabilityengine.capability_engine import CapabilityEngine
 from motey.communication.protocol.node_requests import RequestKind
-from motey.communication.zeromq_server import NodeRequestHandler, ZeroMQServer
+from motey.communication.zeromq_server import FAST_WAIT_MS, NodeRequestHandler, ZeroMQServer
 from motey.errors import ConfigError
 from motey.models.node import NodeLifecycle
 from motey.node.identity import NodeIdentity
@@ -116,3 +117,21 @@ def test_a_taken_port_fails_start_and_releases_the_others(
     again = ZeroMQServer(ctx, NodeRequestHandler(executor), ip, taken)
     again.start()  # the sockets bound before the failure were released
     again.stop()
+
+
+def test_stop_right_after_an_answer_is_quick(
+    ctx: zmq.Context, executor: ImageExecutor, no_thread_leaks: None
+) -> None:
+    """A replier that has just answered waits in a blocking receive (FAST_WAIT_MS), not
+    for its waker: a stop then still ends it within that wait, drained."""
+    ip = next_loopback()
+    server = ZeroMQServer(ctx, NodeRequestHandler(executor), ip, ports(ip))
+    server.start()
+    try:
+        for _ in range(3):
+            assert json.loads(ask(ctx, server.endpoint(RequestKind.CAPABILITIES), b""))
+    finally:
+        began = time.monotonic()
+        server.stop()
+    assert time.monotonic() - began < FAST_WAIT_MS / 1000 + 0.5
+    assert server.drained

@@ -16,6 +16,7 @@ import logbook
 import zmq
 
 from motey.communication.protocol import node_requests as proto
+from motey.communication.protocol.memo import Memo
 from motey.communication.protocol.node_requests import RequestKind
 from motey.errors import CommunicationError, MoteyError, PeerSilent
 from motey.models.image import Image
@@ -31,6 +32,10 @@ SILENT_STATUS_RETRY = 300.0
 
 #: Capability replies :class:`ZeroMQNodeClient` keeps decoded (a few per peer).
 DESCRIBED_MEMO = 512
+#: Status requests kept encoded and status replies kept decoded (a few per image).
+STATUS_MEMO = 4096
+#: Milliseconds a receive blocks before the deadline and the stop flag are looked at.
+RECEIVE_SLICE_MS = 250
 
 
 class ZeroMQNodeClient:
@@ -67,6 +72,14 @@ class ZeroMQNodeClient:
         #: until its capabilities or load change, and decoding (schema checks of every
         #: entry) was most of a request (docs/scale.md).
         self._described: dict[bytes, dict[str, Any]] = {}
+        # The same requests and replies come again and again (docs/scale.md,
+        # "Node-to-node requests"): encode and decode each distinct one once.
+        self._capability_request = proto.encode_capability_request()
+        self._status_requests: Memo[tuple[str, str], bytes] = Memo(
+            lambda key: proto.encode_image_ref(Image(id=key[0], name="", engine=key[1])),
+            STATUS_MEMO,
+        )
+        self._statuses: Memo[bytes, InstanceStatus] = Memo(proto.decode_status_reply, STATUS_MEMO)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -90,7 +103,7 @@ class ZeroMQNodeClient:
     def describe(self, node: Node) -> dict[str, Any]:
         """Capabilities, lifecycle and load of ``node`` (an original node: capabilities)."""
         raw = self._request(
-            node, RequestKind.CAPABILITIES, proto.encode_capability_request(), self._request_timeout
+            node, RequestKind.CAPABILITIES, self._capability_request, self._request_timeout
         )
         info = self._described.get(raw)
         if info is None:
@@ -128,13 +141,13 @@ class ZeroMQNodeClient:
             self.describe(node)  # CommunicationError: the node itself is unreachable
             if self._silent_since(endpoint) is not None:
                 return self._unknown_status(node, image)
+        payload = (
+            self._status_requests((image.id, image.engine))
+            if extended
+            else proto.encode_image_ref(image, extended=False)
+        )
         try:
-            raw = self._request(
-                node,
-                RequestKind.STATUS,
-                proto.encode_image_ref(image, extended=extended),
-                self._request_timeout,
-            )
+            raw = self._request(node, RequestKind.STATUS, payload, self._request_timeout)
         except CommunicationError:
             if extended:
                 raise
@@ -146,9 +159,10 @@ class ZeroMQNodeClient:
                 self._label(node),
             )
             return self._unknown_status(node, image)
-        with self._lock:
-            self._silent_status.pop(endpoint, None)
-        return self._decode(node, RequestKind.STATUS, proto.decode_status_reply, raw)
+        if self._silent_status:
+            with self._lock:
+                self._silent_status.pop(endpoint, None)
+        return self._decode(node, RequestKind.STATUS, self._statuses, raw)
 
     def terminate_image(self, node: Node, image: Image) -> bool:
         """Ask ``node`` to stop and remove ``image``; ``False`` when it ran nothing of it."""
@@ -178,6 +192,7 @@ class ZeroMQNodeClient:
             node, RequestKind.SERVICES, proto.encode_services_request(), self._request_timeout
         )
         return self._decode(node, RequestKind.SERVICES, proto.decode_services_reply, raw)
+
     def claims(self, node: Node, own_id: str, image_ids: list[str]) -> dict[str, list[str]]:
         """Ask the owner ``node`` which of ``image_ids`` this node (``own_id``) may keep."""
         raw = self._request(
@@ -259,10 +274,22 @@ class ZeroMQNodeClient:
         except zmq.ZMQError as exc:
             raise CommunicationError(f"cannot connect to {endpoint}: {exc}") from exc
         healthy = False
+        shortened = False
         try:
             sock.send(payload, zmq.NOBLOCK)
             deadline = time.monotonic() + timeout
+            if timeout * 1000 < RECEIVE_SLICE_MS:
+                sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000) + 1)
+                shortened = True
             while True:
+                # A blocking receive (RCVTIMEO slices, the GIL released while it waits)
+                # costs less than a poll and a receive per request.
+                try:
+                    reply = sock.recv()
+                    healthy = True
+                    return reply
+                except zmq.Again:
+                    pass
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     log.warning(
@@ -277,15 +304,16 @@ class ZeroMQNodeClient:
                     )
                 if self._stopped.is_set():
                     raise CommunicationError(f"node client stopped during the {kind.label} request")
-                if sock.poll(int(min(remaining, 0.25) * 1000) + 1, zmq.POLLIN):
-                    reply = sock.recv(zmq.NOBLOCK)
-                    healthy = True
-                    return reply
+                if remaining * 1000 < RECEIVE_SLICE_MS:
+                    sock.setsockopt(zmq.RCVTIMEO, int(remaining * 1000) + 1)
+                    shortened = True
         except zmq.ZMQError as exc:
             raise CommunicationError(
                 f"{kind.label} request to node {self._label(node)} failed: {exc}"
             ) from exc
         finally:
+            if shortened and healthy:
+                sock.setsockopt(zmq.RCVTIMEO, RECEIVE_SLICE_MS)
             self._checkin(endpoint, sock, healthy)
 
     def _checkout(self, endpoint: str, server_key: str | None = None) -> zmq.Socket:
@@ -296,6 +324,7 @@ class ZeroMQNodeClient:
         sock = self._context.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, proto.MAX_MESSAGE_BYTES)
+        sock.setsockopt(zmq.RCVTIMEO, RECEIVE_SLICE_MS)
         if self._credentials is not None and server_key is not None:
             sock.curve_serverkey = server_key.encode("ascii")
             sock.curve_publickey = self._credentials.curve_public.encode("ascii")

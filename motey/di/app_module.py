@@ -43,6 +43,7 @@ from motey.security.credentials import credentials_for
 from motey.security.membership import CellMembers
 from motey.val.loader import discover_plugins
 from motey.val.manager import VALManager
+from motey.val.states import InstanceStates
 
 
 def _open_database(path: str, name: str, _logging: Any = None, owner: str | None = None) -> Any:
@@ -175,6 +176,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
     policy = providers.Singleton(
         BlueprintPolicy.from_config, config.POLICY, docker_url=config.DOCKER.url
     )
+    # Image status from memory, kept current by the engines' event streams.
+    instance_states = providers.Singleton(InstanceStates, val_manager)
     image_executor = providers.Singleton(
         ImageExecutor,
         identity,
@@ -182,6 +185,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         capability_engine,
         policy=policy,
         device_paths=capability_detector.provided.devices,
+        states=instance_states,
     )
     peer_health = providers.Singleton(
         PeerHealth,
@@ -335,6 +339,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         components=providers.List(
             event_bus,
             val_manager,
+            instance_states,
             capability_engine,
             capability_detector,
             ipc_subscriber,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import stat
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from motey.node.identity import NodeIdentity
 from motey.orchestrator.policy import BlueprintPolicy
 from motey.val.manager import VALManager
 from motey.val.plugin import InstanceInfo, InstanceStatus, LogChunk
+from motey.val.states import InstanceStates
 
 log = logbook.Logger(__name__)
 
@@ -36,32 +38,54 @@ class ImageExecutor:
         capability_engine: CapabilityEngine,
         policy: BlueprintPolicy | None = None,
         device_paths: Callable[[], dict[str, list[str]]] | None = None,
+        states: InstanceStates | None = None,
     ) -> None:
+        """``states`` answers status questions from a cache the engine's events keep
+        current (docs/scale.md, "Node-to-node requests"); without it every status asks
+        the engine."""
         self._identity = identity
         self._val = val_manager
         self._capabilities = capability_engine
         self._policy = policy or BlueprintPolicy()
         self._device_paths = device_paths
+        self._states = states
         #: Ids of the images this process started and has not terminated: what placement
         #: and ``GET /v1/nodes`` count as this node's images (docs/scale.md).
         self._images: set[str] = set()
+        #: Moves with every change of the capability set, so a capability reply built
+        #: from it can be kept until then (:meth:`description_key`).
+        self._capability_generation = 0
+        capability_engine.subscribe(self._capabilities_changed)
 
     @property
     def node_id(self) -> str:
         return self._identity.id
 
+    def _capabilities_changed(self, _capabilities: list[dict[str, Any]]) -> None:
+        self._capability_generation += 1
+
+    def description_key(self) -> tuple[Any, ...]:
+        """Changes whenever :meth:`describe` would answer differently: the capability
+        set, the lifecycle phase, the load (as rounded there) or the image count.
+        Cheap (no capability list is built), so a replier can keep its encoded answer."""
+        identity = self._identity
+        return (
+            self._capability_generation,
+            identity.lifecycle,
+            identity.name,
+            identity.ip,
+            _load(),
+            len(self._images),
+        )
+
     def describe(self) -> dict[str, Any]:
         """Capabilities plus what placement needs to choose between nodes."""
-        try:
-            load = os.getloadavg()[0] / (os.cpu_count() or 1)
-        except OSError:
-            load = 0.0
         return {
             "node_id": self._identity.id,
             "name": self._identity.name,
             "ip": self._identity.ip,
             "lifecycle": self._identity.lifecycle.value,
-            "load": round(load, 4),
+            "load": _load(),
             "images": len(self._images),
             "capabilities": self._capabilities.all(),
         }
@@ -82,7 +106,10 @@ class ImageExecutor:
         """
         self._identity.require_operational()
         self._policy.check(image, "image", f"node {self._identity.name}")
-        instance = self._val.instantiate(self.with_device_grants(image))
+        try:
+            instance = self._val.instantiate(self.with_device_grants(image))
+        finally:
+            self._forget_state(image.id, image.engine)
         self._images.add(image.id)
         return instance
 
@@ -133,12 +160,27 @@ class ImageExecutor:
             )
 
     def status(self, image: Image) -> InstanceStatus:
-        return self._val.status(image)
+        return self.status_of(image.id, image.engine)
+
+    def status_of(self, image_id: str, engine: str) -> InstanceStatus:
+        """The state of an image's instance, from the state cache when there is one."""
+        if self._states is not None:
+            return self._states.status(image_id, engine)
+        return self._val.status(Image(id=image_id, name="", engine=engine))
 
     def terminate(self, image: Image) -> bool:
-        removed = self._val.terminate(image)
+        try:
+            removed = self._val.terminate(image)
+        finally:
+            self._forget_state(image.id, image.engine)
         self._images.discard(image.id)
         return removed
+
+    def _forget_state(self, image_id: str, engine: str) -> None:
+        """This node changed the instance itself: its next status asks the engine, even
+        before the engine's event about the change has arrived."""
+        if self._states is not None:
+            self._states.forget(image_id, engine)
 
     def logs(self, image: Image, tail: int | None = None, since: float | None = None) -> LogChunk:
         return self._val.logs(image, tail=tail, since=since)
@@ -156,7 +198,24 @@ class ImageExecutor:
 
     def remove_instance(self, engine: str, image_id: str) -> bool:
         """Stop and remove an instance known only by its labels (an orphan, a fenced copy)."""
-        return self._val.terminate(Image(id=image_id, name="", engine=engine))
+        try:
+            return self._val.terminate(Image(id=image_id, name="", engine=engine))
+        finally:
+            self._forget_state(image_id, engine)
+
+
+@functools.cache
+def _cores() -> int:
+    """The machine's core count; asked once (``os.cpu_count`` costs ~15 µs a call)."""
+    return os.cpu_count() or 1
+
+
+def _load() -> float:
+    """This machine's 1-minute load average per core, as peers are told it."""
+    try:
+        return round(os.getloadavg()[0] / _cores(), 4)
+    except OSError:
+        return 0.0
 
 
 def _is_device(path: str) -> bool:

@@ -8,8 +8,9 @@ up does it by the Motey image id, never by a name the user chose.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from motey.errors import UnprocessableError
 from motey.models.image import Image, ImageState
@@ -75,6 +76,19 @@ class InstanceInfo:
         return self.labels.get(LABEL_SERVICE_ID)
 
 
+class InstanceEvents(Protocol):
+    """An engine's stream of changes to this node's instances (see :meth:`VALPlugin.events`).
+
+    Iterating yields the Motey image id of each instance whose state may have changed
+    and ends when the engine ends the stream (or :meth:`close` was called); ``close``
+    may be called from another thread and wakes the iterating one at once.
+    """
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
 class VALPlugin(abc.ABC):
     """Base class of an engine plugin.
 
@@ -122,6 +136,13 @@ class VALPlugin(abc.ABC):
     @abc.abstractmethod
     def list_instances(self) -> list[InstanceInfo]:
         """Every instance this node (``node_id``) started on the engine."""
+
+    def events(self) -> InstanceEvents | None:
+        """A stream of changes to this node's instances, for a state cache
+        (:class:`motey.val.states.InstanceStates`); ``None`` when the engine has none
+        (every status then asks the engine). Raises when the engine cannot be reached.
+        """
+        return None
 
     def logs(self, image_id: str, tail: int | None = None, since: float | None = None) -> LogChunk:
         """The instance's output: the last ``tail`` lines (all when ``None``), only those

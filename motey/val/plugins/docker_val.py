@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
@@ -208,6 +209,29 @@ class DockerVAL(VALPlugin):
             result.append(InstanceInfo(str(container.id), dict(container.labels), state))
         return result
 
+    def events(self) -> _DockerEvents:
+        """Docker's event stream, only this node's containers and only the actions that
+        change a container's state. It has a client of its own, so closing it (from
+        any thread) ends only the stream."""
+        url = self.settings.get("url") or "unix://var/run/docker.sock"
+        client = None
+        try:
+            timeout = int(self.settings.get("timeout", 60))
+            client = docker.DockerClient(base_url=url, timeout=timeout)
+            stream = client.api.events(
+                decode=True,
+                filters={
+                    "type": "container",
+                    "label": [f"{LABEL_NODE_ID}={self.node_id}"],
+                    "event": list(_STATE_EVENTS),
+                },
+            )
+        except Exception as exc:  # DockerException, or requests' connection errors
+            if client is not None:
+                client.close()
+            raise EngineError(f"Docker events at {url} unavailable: {exc}") from exc
+        return _DockerEvents(client, stream)
+
     def logs(self, image_id: str, tail: int | None = None, since: float | None = None) -> LogChunk:
         container = self._find(image_id)
         if container is None:
@@ -273,6 +297,47 @@ class DockerVAL(VALPlugin):
                 container.remove(force=True)
         except docker.errors.DockerException as exc:
             log.warning("could not clean up failed container of image {}: {}", image_id, exc)
+
+
+#: Container events after which its state may differ (not exec_*, health, rename...).
+_STATE_EVENTS = (
+    "create",
+    "start",
+    "restart",
+    "pause",
+    "unpause",
+    "kill",
+    "die",
+    "oom",
+    "stop",
+    "destroy",
+)
+
+
+class _DockerEvents:
+    """:class:`~motey.val.plugin.InstanceEvents` over Docker's ``/events`` stream."""
+
+    def __init__(self, client: docker.DockerClient, stream: Any) -> None:
+        self._client = client
+        self._stream = stream
+        self._closed = False
+
+    def __iter__(self) -> Iterator[str]:
+        for event in self._stream:  # ends when Docker or close() ends the connection
+            attributes = (event.get("Actor") or {}).get("Attributes") or {}
+            image_id = attributes.get(LABEL_IMAGE_ID)
+            if image_id:
+                yield str(image_id)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._stream.close()
+        except Exception as exc:  # a stream Docker already ended
+            log.debug("closing the Docker event stream: {}", exc)
+        self._client.close()
 
 
 def _docker_ports(ports: dict[str, Any]) -> dict[str, Any]:
