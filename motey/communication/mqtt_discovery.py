@@ -73,6 +73,26 @@ def unchanged(known: Node | None, node: Node) -> bool:
     return same == node
 
 
+class _Client(mqtt.Client):
+    """paho's client, its ``loop_start`` thread selecting with ``loop_timeout``.
+
+    ``loop_start`` selects with a 1 s timeout only to send the keep-alive ping in time:
+    a wakeup per second on every idle node. A quarter of the keepalive is as good for
+    the ping (the broker allows 1.5 x keepalive); incoming messages and publishes from
+    other threads wake the select anyway (paho's socket pair), so nothing waits for it.
+    This overrides paho's (private) thread body; should a paho release rename it, the
+    client keeps paho's 1 s.
+    """
+
+    loop_timeout = 1.0
+
+    def _thread_main(self) -> None:
+        try:
+            self.loop_forever(timeout=self.loop_timeout, retry_first_connection=True)
+        finally:
+            self._thread = None
+
+
 class MQTTDiscovery:
     """Announces this node and tracks the others through one MQTT broker."""
 
@@ -190,12 +210,13 @@ class MQTTDiscovery:
         self._resync_at = None
         self._published = None
         self._payloads.clear()
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
+        client.loop_timeout = max(1.0, self._keepalive / 4)
         client.on_log = self._on_paho_log
         if self._credentials is not None:
             use_tls(client, *self._credentials.tls_files)
