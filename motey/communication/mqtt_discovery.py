@@ -358,12 +358,14 @@ class MQTTDiscovery:
             now = time.monotonic()
             try:
                 reconcile_at, resync_at = self._reconcile_at, self._resync_at
-                if reconcile_at is not None and now >= reconcile_at:
+                # (unless a newer reconnect moved it meanwhile: then that one's turn)
+                if reconcile_at is not None and now >= reconcile_at == self._reconcile_at:
                     self._reconcile_at = None
                     if self.connected:
                         self._reconcile()
                 if resync_at is not None and now >= resync_at:
-                    self._resync_at = None
+                    if self._resync_at == resync_at:
+                        self._resync_at = None
                     self.publish_presence()
                 if now >= next_check:
                     next_check = now + self._presence_interval
