@@ -15,6 +15,7 @@ from motey import __version__, config_example
 from motey.client import commands as client_commands
 from motey.config import default_config_path, load_config
 from motey.errors import ConfigError, MoteyError
+from motey.fast_exit import exit_now
 from motey.security import cell_cli
 from motey.security.credentials import require_credentials
 from motey.security.token_cli import add_token_commands, run_token_command
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         return run_token_command(config, args)
     if args.command == "run":
-        return run_node(config)
+        return exit_now(run_node(config))  # skips the interpreter's teardown (fast_exit.py)
     if args.command == "start":
         return start_daemon(config, config_path)
     if args.command == "stop":

@@ -13,7 +13,7 @@ and ``presence_interval`` as given, log level INFO), five of them with the capab
 * **idle**: for ``--idle`` seconds nothing happens; CPU % and RSS of every node process
   and of the broker (psutil), and the messages per second one subscriber of
   ``motey/#`` receives (what every node receives);
-* **false alarms**: "silent for ... marked unreachable" lines in all node logs;
+* **false alarms**: "... marked unreachable" lines of discovery in all node logs;
 * **crash**: the joined node is killed with SIGKILL; the time until every node lists it
   unreachable or not at all (the bound is the broker's 1.5 × keepalive);
 * **placement**: ``--services`` services of 4 images (each needs ``bench``, which 5
@@ -52,7 +52,9 @@ import psutil  # noqa: E402
 from tests.cluster_helpers import RawMQTT  # noqa: E402
 from tests.helpers import TEST_IMAGE, Mosquitto, MoteyNode, unique_name  # noqa: E402
 
-SILENT = re.compile(r"silent for [0-9.]+ s: marked unreachable")
+#: False alarms: the stale sweep's line (before docs/scale.md's reconciliation) and the
+#: reconciliation's own (after a broker reconnect; there is none in this benchmark).
+SILENT = re.compile(r"silent for [0-9.]+ s: marked unreachable|came back: marked unreachable")
 
 
 def node_extra(args: argparse.Namespace) -> dict[str, dict[str, Any]]:

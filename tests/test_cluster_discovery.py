@@ -15,8 +15,9 @@ PRESENCE_INTERVAL = 2
 #: A killed node's socket closes at once: the broker publishes its will straight away.
 KILLED_BOUND = 3.0
 #: The MQTT spec lets the broker give up on a silent client after 1.5 x keepalive;
-#: Mosquitto 2.0 checks lazily and was measured at 3-7 s for keepalive 2 s. Discovery's
-#: own staleness check (3 presence intervals) bounds it too. 4 s slack for busy CI.
+#: Mosquitto 2.0 checks lazily and was measured at 3-7 s for keepalive 2 s (the broker's
+#: last will is the only liveness signal: presence is not republished on a timer).
+#: 4 s slack for busy CI.
 FROZEN_BOUND = 3 * KEEPALIVE + 4
 
 

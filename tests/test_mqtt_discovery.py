@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import logbook
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from motey.communication.mqtt_discovery import MQTTDiscovery
 from motey.communication.protocol import discovery as proto
@@ -215,34 +217,121 @@ def test_clean_stop_says_goodbye(
     discovery.stop()  # idempotent
 
 
-def test_lifecycle_change_is_republished_and_presence_refreshes(
+def test_lifecycle_change_is_republished_and_an_idle_node_publishes_nothing(
     mosquitto: Mosquitto, raw: RawMQTT, make_discovery: Any, identity: NodeIdentity
 ) -> None:
-    make_discovery(mosquitto, presence_interval=0.3).start()
+    """Liveness is the broker session (the last will): a node whose presence says nothing
+    new sends nothing, however short its presence_interval (it was republished every
+    interval, N/interval messages per second for every node of the cell)."""
+    make_discovery(mosquitto, presence_interval=0.2).start()
     topic = proto.presence_topic(identity.id)
     raw.expect(lambda t, p, r: t == topic)
     identity.set_lifecycle(NodeLifecycle.RECOVER, "test")
     raw.expect(lambda t, p, r: t == topic and json.loads(p)["lifecycle"] == "RECOVER")
     raw.drain()
-    first = json.loads(raw.expect(lambda t, p, r: t == topic)[1])["timestamp"]
-    raw.expect(lambda t, p, r: t == topic and json.loads(p)["timestamp"] > first)
+    time.sleep(1.5)  # seven presence_intervals of steady state
+    assert [m for m in raw.messages if m[0] == topic] == []
 
 
-def test_silent_presence_node_is_marked_unreachable(
+def test_an_image_count_change_is_republished_at_the_next_check(
+    mosquitto: Mosquitto, raw: RawMQTT, identity: NodeIdentity, repository: NodeRepository,
+    no_thread_leaks: None,
+) -> None:  # fmt: skip
+    info: dict[str, Any] = {"load": 0.5, "images": 0, "capabilities": []}
+    discovery = MQTTDiscovery(
+        identity, repository, lambda: dict(info), mosquitto.ip, mosquitto.port,
+        keepalive=2, presence_interval=0.2,
+    )  # fmt: skip
+    try:
+        discovery.start()
+        topic = proto.presence_topic(identity.id)
+        raw.expect(lambda t, p, r: t == topic and json.loads(p)["images"] == 0)
+        info["load"] = 0.9  # a load change alone is not material within LOAD_MIN_GAP
+        info["images"] = 3
+        raw.expect(lambda t, p, r: t == topic and json.loads(p)["images"] == 3)
+        raw.drain()
+        time.sleep(0.6)
+        assert [m for m in raw.messages if m[0] == topic] == []  # once, not again
+    finally:
+        discovery.stop()
+
+
+def test_a_peer_killed_while_the_broker_restarted_is_marked_unreachable_after_reconnect(
     mosquitto: Mosquitto, raw: RawMQTT, make_discovery: Any, repository: NodeRepository
 ) -> None:
-    make_discovery(mosquitto, presence_interval=0.3).start()
+    """A peer that crashes while the broker is away leaves no last will; the periodic
+    presence and its stale sweep covered that case before. Now a node reconciles after
+    each reconnect: who is not heard from within the grace period is unreachable."""
+    discovery = make_discovery(mosquitto, reconcile_grace=1.5)
+    discovery.start()
     raw.expect(lambda t, p, r: t == proto.TOPIC_NODES_REQUEST)
-    peer_id = str(uuid.uuid4())
-    raw.publish(proto.presence_topic(peer_id), presence(peer_id, "127.0.9.9"))
-    raw.publish(proto.TOPIC_REGISTER, "127.0.9.10")  # bare-IP nodes never republish
-    wait_for(lambda: repository.get_by_id(peer_id), what="peer")
-    wait_for(
-        lambda: repository.get_by_id(peer_id).state is NodeReachability.UNREACHABLE,
-        timeout=5,
-        what="stale peer marked unreachable",
+    live, dead = str(uuid.uuid4()), str(uuid.uuid4())
+    raw.publish(proto.presence_topic(live), presence(live, "127.0.9.20"), retain=True)
+    raw.publish(proto.presence_topic(dead), presence(dead, "127.0.9.21"), retain=True)
+    raw.publish(proto.TOPIC_REGISTER, "127.0.9.22")  # an original node: never republishes
+    wait_for(lambda: len(repository.all()) == 3, what="three peers")
+    logs = logbook.TestHandler(level="WARNING")
+    with logs.applicationbound():
+        mosquitto.stop()  # the dead peer crashes now: no broker to publish its will
+        wait_for(lambda: not discovery.connected, timeout=10, what="broker gone")
+        mosquitto.start()
+        wait_for(lambda: discovery.connected, timeout=10, what="reconnected")
+        # the live peer reconnects too and publishes a fresh presence
+        raw.expect(lambda t, p, r: t == proto.TOPIC_NODES_REQUEST, timeout=10)
+        raw.publish(proto.presence_topic(live), presence(live, "127.0.9.20"), retain=True)
+        wait_for(
+            lambda: repository.get_by_id(dead).state is NodeReachability.UNREACHABLE,
+            timeout=10,
+            what="dead peer marked unreachable",
+        )
+    assert repository.get_by_id(live).state is NodeReachability.REACHABLE
+    assert repository.get("127.0.9.22").state is NodeReachability.REACHABLE
+    marked = [r.message for r in logs.records if "marked unreachable" in r.message]
+    assert len(marked) == 1 and "127.0.9.21" in marked[0]
+
+
+def test_a_reconnect_with_the_broker_alive_keeps_every_live_peer(
+    mosquitto: Mosquitto, raw: RawMQTT, make_discovery: Any, repository: NodeRepository
+) -> None:
+    """Only this node lost its connection: its peers do not reconnect, so they answer
+    the resync request of its first presence after the reconnect, and none is marked."""
+    peer_identity = NodeIdentity(str(uuid.uuid4()), "peer", "127.0.9.30", dict(DEFAULT_PORTS))
+    peer_identity.set_lifecycle(NodeLifecycle.OPERATE)
+    peer = MQTTDiscovery(
+        peer_identity, NodeRepository(), describe, mosquitto.ip, mosquitto.port, keepalive=2
     )
-    assert repository.get("127.0.9.10").state is NodeReachability.REACHABLE
+    discovery = make_discovery(mosquitto, reconcile_grace=1.5)
+    try:
+        peer.start()
+        discovery.start()
+        reconnect_keeps_the_peer(mosquitto, raw, discovery, repository, peer_identity.id)
+    finally:
+        peer.stop()
+
+
+def reconnect_keeps_the_peer(
+    mosquitto: Mosquitto,
+    raw: RawMQTT,
+    discovery: MQTTDiscovery,
+    repository: NodeRepository,
+    peer_id: str,
+) -> None:
+    wait_for(lambda: repository.get_by_id(peer_id), what="peer known")
+    peer_topic = proto.presence_topic(peer_id)
+    raw.drain()
+    logs = logbook.TestHandler(level="WARNING")
+    with logs.applicationbound():
+        # a client with the same id takes the session over: the broker drops ours
+        intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=discovery._client_id)
+        intruder.connect(mosquitto.ip, mosquitto.port)
+        intruder.disconnect()
+        wait_for(lambda: discovery.connected, timeout=10, what="reconnected")
+        own = proto.presence_topic(discovery_id(discovery))
+        raw.expect(lambda t, p, r: t == own and json.loads(p).get("resync") is True, timeout=10)
+        raw.expect(lambda t, p, r: t == peer_topic and not r, timeout=10)  # the answer
+        time.sleep(2.0)  # past the grace period
+    assert repository.get_by_id(peer_id).state is NodeReachability.REACHABLE
+    assert not [r for r in logs.records if "marked unreachable" in r.message]
 
 
 def test_waits_for_the_broker_and_reconnects(

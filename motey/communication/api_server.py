@@ -69,6 +69,9 @@ class APIServer:
             self._streams.start()
         server = wsgi.Server((self.ip, self.port), self._counted, numthreads=self._threads)
         server.shutdown_timeout = self._WORKER_SHUTDOWN
+        # cheroot's select() times out every expiration_interval (0.5 s) only to expire
+        # idle keep-alive connections; stop() wakes it itself (_touch). docs/scale.md
+        server.expiration_interval = 5.0
         server.error_log = _error_log  # type: ignore[method-assign]
         if self._tls is not None:
             # cheroot's own TLS adapter (Python's ssl); a plain HTTP request on this port
@@ -104,7 +107,7 @@ class APIServer:
         stopper = threading.Thread(target=self._server.stop, name="motey-rest-stop", daemon=True)
         stopper.start()
         # cheroot's stop waits for its selector loop, which only looks at the stop flag
-        # when its select() times out (every 0.5 s): most of a node's shutdown. A
+        # when its select() times out (every expiration_interval): a shutdown would wait. A
         # connection to the listening socket makes select() return at once.
         while stopper.is_alive() and time.monotonic() < deadline:
             stopper.join(timeout=0.02)

@@ -5,6 +5,13 @@ A node announces itself on connect in two ways: the original's bare-IP ``registe
 learn it without asking). The broker publishes the node's last will, a presence marked
 ``UNREACHABLE``, when the node vanishes without saying goodbye; a clean stop publishes
 ``remove`` and clears the retained presence. See docs/cluster.md for the wire format.
+
+Liveness is the broker session (the last will), so the presence is not republished on a
+timer: only when it says something new (lifecycle, capabilities, image count, or a
+material load change), and once after every reconnect. After a reconnect the node
+reconciles its list: a peer not heard from within a grace period is marked unreachable
+(it may have crashed while the broker itself was away, when no will could be sent).
+See docs/scale.md, "Peer presence is soft state".
 """
 
 from __future__ import annotations
@@ -31,9 +38,14 @@ from motey.security.revocation import TOPIC_REVOCATIONS
 
 log = logbook.Logger(__name__)
 
-#: A presence-speaking node that stays silent this many presence intervals is
-#: considered unreachable (covers a crash while the broker itself was restarting).
-STALE_AFTER_INTERVALS = 3
+#: The load (per core) a presence carries is republished only when it moved by half of
+#: what was last published (at least by 0.5) and at most this often, in seconds: placement
+#: asks candidates for their load directly, the presence's load is for display.
+LOAD_MIN_GAP = 300.0
+
+#: Seconds between two presences this node publishes to answer peers' resync requests
+#: (requests within that time share one answer: after a broker restart every node asks).
+RESYNC_MIN_GAP = 2.0
 
 #: Seconds a clean stop waits for its goodbye messages to reach the broker.
 GOODBYE_TIMEOUT = 2.0
@@ -61,6 +73,26 @@ def unchanged(known: Node | None, node: Node) -> bool:
     return same == node
 
 
+class _Client(mqtt.Client):
+    """paho's client, its ``loop_start`` thread selecting with ``loop_timeout``.
+
+    ``loop_start`` selects with a 1 s timeout only to send the keep-alive ping in time:
+    a wakeup per second on every idle node. A quarter of the keepalive is as good for
+    the ping (the broker allows 1.5 x keepalive); incoming messages and publishes from
+    other threads wake the select anyway (paho's socket pair), so nothing waits for it.
+    This overrides paho's (private) thread body; should a paho release rename it, the
+    client keeps paho's 1 s.
+    """
+
+    loop_timeout = 1.0
+
+    def _thread_main(self) -> None:
+        try:
+            self.loop_forever(timeout=self.loop_timeout, retry_first_connection=True)
+        finally:
+            self._thread = None
+
+
 class MQTTDiscovery:
     """Announces this node and tracks the others through one MQTT broker."""
 
@@ -84,9 +116,16 @@ class MQTTDiscovery:
         subscribe_capabilities: Subscribe | None = None,
         credentials: NodeCredentials | None = None,
         members: CellMembers | None = None,
+        reconcile_grace: float | None = None,
     ) -> None:
         """With ``credentials`` (secure mode): TLS with the node's certificate, presence
-        only (no bare-IP topics), presences checked against ``members``."""
+        only (no bare-IP topics), presences checked against ``members``.
+
+        ``presence_interval``: seconds between two local checks of the load and image
+        count (a presence goes out only when they changed). ``reconcile_grace``: seconds
+        after a reconnect within which every live peer is heard from again (default:
+        ``reconnect_max_delay`` + ``keepalive`` + :data:`RESYNC_MIN_GAP`, the longest a
+        live peer needs to reconnect after a broker restart and answer)."""
         self._identity = identity
         self._nodes = nodes
         self._describe = describe
@@ -97,12 +136,32 @@ class MQTTDiscovery:
         self._password = password
         self._client_id = client_id or f"motey-{identity.id}"
         self._reconnect_max_delay = max(1, int(reconnect_max_delay))
-        self._presence_interval = presence_interval
+        self._presence_interval = max(0.1, float(presence_interval))
+        self._reconcile_grace = (
+            float(reconcile_grace)
+            if reconcile_grace is not None
+            else self._reconnect_max_delay + self._keepalive + RESYNC_MIN_GAP
+        )
         self._subscribe_capabilities = subscribe_capabilities
         self._client: mqtt.Client | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        #: Wakes the presence thread (a resync to answer, a reconciliation to run, stop).
+        self._wake = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._publish_lock = threading.Lock()
+        #: What the last published presence said (load, images) and when (monotonic).
+        self._published: tuple[float | None, int | None, float] | None = None
+        #: Whether the client connected before (the next connect is a reconnect).
+        self._was_connected = False
+        #: After a reconnect: peers heard from since (by id), and when to reconcile.
+        self._heard: set[str] = set()
+        self._reconcile_at: float | None = None
+        #: When to answer peers' resync requests (monotonic), if one is pending.
+        self._resync_at: float | None = None
+        #: Per presence topic, the last payload received: a retained copy of the same
+        #: bytes after a reconnect is a replay, not a sign of life.
+        self._payloads: dict[str, bytes] = {}
         self._subscribed = False
         self._synced = threading.Event()
         #: Per presence topic, the last presence that passed the schema (docs/scale.md).
@@ -143,13 +202,21 @@ class MQTTDiscovery:
                 self._subscribe_capabilities(self._on_capabilities)
             self._subscribed = True
         self._stop.clear()
+        self._wake.clear()
         self._synced.clear()
-        client = mqtt.Client(
+        self._was_connected = False
+        self._heard = set()
+        self._reconcile_at = None
+        self._resync_at = None
+        self._published = None
+        self._payloads.clear()
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
+        client.loop_timeout = max(1.0, self._keepalive / 4)
         client.on_log = self._on_paho_log
         if self._credentials is not None:
             use_tls(client, *self._credentials.tls_files)
@@ -168,7 +235,7 @@ class MQTTDiscovery:
         self._client = client
         client.connect_async(self.host, self.port, keepalive=self._keepalive)
         client.loop_start()
-        self._ticker = threading.Thread(target=self._tick, name="motey-presence", daemon=True)
+        self._ticker = threading.Thread(target=self._run, name="motey-presence", daemon=True)
         self._ticker.start()
         log.info(
             "discovery via MQTT broker {}:{} (keepalive {} s, client id {})",
@@ -191,6 +258,7 @@ class MQTTDiscovery:
         if client is None:
             return
         self._stop.set()
+        self._wake.set()
         if self._ticker is not None:
             self._ticker.join(timeout=1.0)
             self._ticker = None
@@ -237,25 +305,29 @@ class MQTTDiscovery:
         """Whether this node speaks only authenticated presence (secure mode)."""
         return self._credentials is not None
 
-    def publish_presence(self) -> None:
-        """Publish this node's retained presence (when connected)."""
+    def publish_presence(self, resync: bool = False) -> None:
+        """Publish this node's retained presence (when connected).
+
+        ``resync`` asks every peer that receives it live to publish its own presence
+        once (sent after a reconnect, see :meth:`_reconcile`)."""
         client = self._client
         if client is None or not client.is_connected():
             return
-        client.publish(
-            proto.presence_topic(self._identity.id),
-            proto.encode_presence(self._self_node()),
-            qos=1,
-            retain=True,
-        )
+        self._publish(client, resync)
 
-    def _announce(self, client: mqtt.Client) -> None:
-        client.publish(
-            proto.presence_topic(self._identity.id),
-            proto.encode_presence(self._self_node()),
-            qos=1,
-            retain=True,
-        )
+    def _publish(self, client: mqtt.Client, resync: bool = False) -> None:
+        with self._publish_lock:
+            node = self._self_node()
+            client.publish(
+                proto.presence_topic(self._identity.id),
+                proto.encode_presence(node, resync=resync),
+                qos=1,
+                retain=True,
+            )
+            self._published = (node.load, node.images, time.monotonic())
+
+    def _announce(self, client: mqtt.Client, resync: bool = False) -> None:
+        self._publish(client, resync)
         if not self.secure:
             client.publish(proto.TOPIC_REGISTER, proto.encode_ip(self._identity.ip), qos=1)
 
@@ -265,33 +337,87 @@ class MQTTDiscovery:
     def _on_capabilities(self, _capabilities: Any) -> None:
         self.publish_presence()
 
-    def _tick(self) -> None:
-        """Republish presence and mark silent nodes unreachable, every interval."""
-        while not self._stop.wait(self._presence_interval):
+    def _run(self) -> None:
+        """The presence thread: sleeps until something is due, never polls the peers.
+
+        Due are: a local check of load and image count every ``presence_interval``
+        (nothing is sent unless they changed), an answer to peers' resync requests, and
+        the reconciliation after a reconnect.
+        """
+        next_check = time.monotonic() + self._presence_interval
+        while not self._stop.is_set():
+            due = [next_check]
+            if self._resync_at is not None:
+                due.append(self._resync_at)
+            if self._reconcile_at is not None:
+                due.append(self._reconcile_at)
+            self._wake.wait(max(0.0, min(due) - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
             try:
-                self.publish_presence()
-                if self.connected:
-                    self._mark_stale()
-            except Exception as exc:  # the ticker must outlive any single failure
+                reconcile_at, resync_at = self._reconcile_at, self._resync_at
+                # (unless a newer reconnect moved it meanwhile: then that one's turn)
+                if reconcile_at is not None and now >= reconcile_at == self._reconcile_at:
+                    self._reconcile_at = None
+                    if self.connected:
+                        self._reconcile()
+                if resync_at is not None and now >= resync_at:
+                    if self._resync_at == resync_at:
+                        self._resync_at = None
+                    self.publish_presence()
+                if now >= next_check:
+                    next_check = now + self._presence_interval
+                    self._publish_if_moved(now)
+            except Exception as exc:  # the thread must outlive any single failure
                 log.exception("presence round failed: {}", exc)
 
-    def _mark_stale(self) -> None:
-        limit = time.time() - STALE_AFTER_INTERVALS * self._presence_interval
+    def _publish_if_moved(self, now: float) -> None:
+        """Republish when the image count changed, or the load materially (rate-limited)."""
+        published = self._published
+        if published is None or not self.connected:
+            return
+        load, images, at = published
+        try:
+            info = self._describe()
+        except Exception as exc:
+            log.warning("cannot describe this node for discovery: {}", exc)
+            return
+        new_load, new_images = info.get("load"), info.get("images")
+        if new_images != images:
+            self.publish_presence()
+        elif isinstance(new_load, int | float) and now - at >= LOAD_MIN_GAP:
+            old = load or 0.0
+            if abs(float(new_load) - old) >= max(0.5, old / 2):
+                self.publish_presence()
+
+    def _reconcile(self) -> None:
+        """After a reconnect: peers not heard from since are marked unreachable.
+
+        A peer that crashed while the broker itself was away (restarting) left no last
+        will, and its retained presence, if the broker kept one, still says REACHABLE.
+        Every live peer publishes a fresh presence when it reconnects and answers the
+        resync request this node sent with its own; one that did neither within the
+        grace period is gone. Bare-IP (original) peers never republish and are left to
+        placement's own check.
+        """
         with self._lock:
             for node in self._nodes.all():
-                # Only nodes that speak presence republish; a bare-IP node never would.
                 if (
                     node.version is not None
+                    and node.id is not None
+                    and node.id not in self._heard
                     and node.state is NodeReachability.REACHABLE
-                    and node.last_seen < limit
                 ):
                     node.state = NodeReachability.UNREACHABLE
                     self._nodes.upsert(node)
                     log.warning(
-                        "node {} ({}) silent for {:.0f} s: marked unreachable",
+                        "node {} ({}) not heard from within {:g} s after the broker came "
+                        "back: marked unreachable",
                         node.name,
                         node.ip,
-                        time.time() - node.last_seen,
+                        self._reconcile_grace,
                     )
 
     # -- paho callbacks (network thread) ---------------------------------------------
@@ -302,13 +428,22 @@ class MQTTDiscovery:
             log.error("MQTT broker {}:{} refused the connection: {}", self.host, self.port, reason)
             return
         log.info("connected to MQTT broker {}:{}", self.host, self.port)
+        reconnect = self._was_connected
+        self._was_connected = True
+        if reconnect:
+            # Peers that crashed while we were away may have left no will: whoever is not
+            # heard from (fresh presence) within the grace period is gone (_reconcile).
+            with self._lock:
+                self._heard = set()
+            self._reconcile_at = time.monotonic() + self._reconcile_grace
+            self._wake.set()
         if self.secure:
             # Our own presence comes back after the retained ones: the node list is complete.
             client.subscribe([(proto.TOPIC_PRESENCE_FILTER, 1), (TOPIC_REVOCATIONS, 1)])
-            self._announce(client)
+            self._announce(client, resync=reconnect)
             return
         client.subscribe([(topic, 1) for topic in proto.SUBSCRIPTIONS])
-        self._announce(client)
+        self._announce(client, resync=reconnect)
         # Original nodes answer this with their bare IP on ``register``. Our own copy
         # comes back after the retained presences (same connection, broker keeps order),
         # which tells start() that the node list is complete.
@@ -347,7 +482,7 @@ class MQTTDiscovery:
         payload = bytes(message.payload)
         try:
             if self.secure:
-                self._on_secure_message(topic, payload)
+                self._on_secure_message(topic, payload, bool(message.retain))
             elif topic == proto.TOPIC_REGISTER:
                 self._handle_register(proto.decode_ip(payload))
             elif topic == proto.TOPIC_REMOVE:
@@ -355,7 +490,7 @@ class MQTTDiscovery:
             elif topic == proto.TOPIC_NODES_REQUEST:
                 self._handle_nodes_request(client, proto.decode_ip(payload))
             elif topic.startswith(proto.TOPIC_PRESENCE_PREFIX):
-                self._handle_presence(topic, payload)
+                self._handle_presence(topic, payload, bool(message.retain))
         except ValidationError as exc:
             log.warning("ignored malformed discovery message on {}: {}", topic, exc.message)
         except StorageError as exc:
@@ -364,13 +499,13 @@ class MQTTDiscovery:
             log.exception("discovery message on {} failed: {}", topic, exc)
 
     # -- message handling ------------------------------------------------------------
-    def _on_secure_message(self, topic: str, payload: bytes) -> None:
+    def _on_secure_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """Secure mode: authenticated presence and the CA-signed revocation list only."""
         if topic == TOPIC_REVOCATIONS:
             if payload:
                 self._members.apply_revocations(payload)
         elif topic.startswith(proto.TOPIC_PRESENCE_PREFIX):
-            self._handle_presence(topic, payload)
+            self._handle_presence(topic, payload, retained)
         else:  # bare-IP topics: the broker's ACL keeps them out; never trust them anyway
             log.warning("ignored {} message: a secure node takes presence only", topic)
 
@@ -417,19 +552,34 @@ class MQTTDiscovery:
         log.debug("node {} asks for the cluster's nodes", ip)
         client.publish(proto.TOPIC_REGISTER, proto.encode_ip(self._identity.ip), qos=1)
 
-    def _handle_presence(self, topic: str, payload: bytes) -> None:
+    def _handle_presence(self, topic: str, payload: bytes, retained: bool = False) -> None:
         node_id = proto.node_id_from_topic(topic)
         if node_id == self._identity.id:
             if self.secure:
                 self._synced.set()
             return
-        node = proto.decode_presence(topic, payload, self._validated)
+        node, resync = proto.decode_presence_message(topic, payload, self._validated)
+        if resync and not retained and self._resync_at is None:
+            # A peer reconnected and asks everyone to be heard from again: one answer
+            # per RESYNC_MIN_GAP covers every request within it (docs/scale.md).
+            published = self._published
+            last = published[2] if published is not None else 0.0
+            self._resync_at = max(time.monotonic(), last + RESYNC_MIN_GAP)
+            self._wake.set()
         if node is not None and self.secure:
             refused = self._members.admit(node_id, node.curve_key, node.curve_signature)
             if refused:
                 log.warning("ignored presence on {}: {}", topic, refused)
                 node = None  # and forget what this identity said before
         with self._lock:
+            # A retained copy of bytes already seen is a replay (after a reconnect), not
+            # a sign of life; every publication differs (its timestamp).
+            if self._payloads.get(topic) != payload:
+                self._heard.add(node_id)
+            if payload:
+                self._payloads[topic] = payload
+            else:
+                self._payloads.pop(topic, None)
             known = self._nodes.get_by_id(node_id)
             if node is None:
                 if known is not None:
@@ -451,7 +601,7 @@ class MQTTDiscovery:
                 self._nodes.upsert(node)
                 return
             node.last_seen = time.time()
-            if unchanged(known, node):  # a periodic presence: refresh, no event
+            if unchanged(known, node):  # only load or images moved: refresh, no event
                 self._nodes.touch(node.ip, node.last_seen, node.load, node.images)
                 return
             if known is not None and known.ip != node.ip:

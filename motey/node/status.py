@@ -14,53 +14,43 @@ log = logbook.Logger(__name__)
 
 
 class NodeStatusMonitor:
-    """Samples CPU, memory and disk every ``interval`` seconds in its own thread.
+    """CPU, memory and disk of this node, sampled when asked, at most every ``interval``.
 
-    ``psutil.cpu_percent`` needs two readings some time apart; sampling in the
-    background lets ``GET /v1/nodestatus`` answer from the last sample at once.
+    ``psutil.cpu_percent`` compares two readings; the first is taken at start, each
+    later one when ``GET /v1/nodestatus`` asks and the last sample is older than
+    ``interval`` (the CPU figure is then the average since the previous sample). A
+    sampler thread woke every 2 s on every idle node for figures nobody asked for
+    (docs/scale.md, "Threads wake on stop instead of polling").
     """
 
-    #: Seconds :meth:`stop` may take (the sampler waits on the stop event); see motey/lifecycle.py.
-    STOP_WAIT = 1.0
+    #: Seconds :meth:`stop` may take (nothing runs in the background); see motey/lifecycle.py.
+    STOP_WAIT = 0.1
 
     def __init__(self, disk_path: str, interval: float = 2.0) -> None:
         self._disk_path = disk_path
         self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._snapshot: dict[str, Any] = {}
+        self._sampled = 0.0  # monotonic time of the last sample
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
         psutil.cpu_percent(interval=None)  # prime the counter
         self._sample()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="motey-nodestatus", daemon=True)
-        self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.STOP_WAIT)
-            self._thread = None
+        """Nothing to stop: sampling happens on request."""
 
     def snapshot(self) -> dict[str, Any]:
-        """The latest sample (taken now if the sampler has not run yet)."""
+        """The latest sample, taken now if it is older than ``interval``."""
         with self._lock:
-            if self._snapshot:
+            if self._snapshot and time.monotonic() - self._sampled < self._interval:
                 return dict(self._snapshot)
-        self._sample()
+        try:
+            self._sample()
+        except Exception as exc:  # a failed read is not fatal: the last sample stands
+            log.warning("node status sampling failed: {}", exc)
         with self._lock:
             return dict(self._snapshot)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._sample()
-            except Exception as exc:  # keep sampling; a failed read is not fatal
-                log.warning("node status sampling failed: {}", exc)
 
     def _sample(self) -> None:
         memory = psutil.virtual_memory()
@@ -90,3 +80,4 @@ class NodeStatusMonitor:
         }
         with self._lock:
             self._snapshot = snapshot
+            self._sampled = time.monotonic()

@@ -32,6 +32,11 @@ log = logbook.Logger(__name__)
 #: (engine, instance) of an image this node runs for another owner.
 Foreign = tuple[str, InstanceInfo]
 
+#: Seconds between two listings of the engines' instances while this node runs no image
+#: for another owner and its executor's image count stays the same (a safety net: every
+#: foreign image arrives through the executor, which counts it).
+RELIST_AFTER = 60.0
+
 
 class Fence:
     """Keeps this node's copies of other owners' images honest; a Core component."""
@@ -55,6 +60,9 @@ class Fence:
         self._interval = interval
         self._clock = clock
         self._lost_since: dict[str, float] = {}
+        #: The executor's image count and the time (clock) at the last listing that found
+        #: no foreign image; ``None`` while there are foreign images (list every round).
+        self._quiet: tuple[int, float] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -86,8 +94,25 @@ class Fence:
                 log.exception("fence round failed: {}", exc)
 
     def check_once(self) -> None:
-        """One round: probe each owner, claim after a silence, stop what must not run on."""
-        foreign = self._foreign()
+        """One round: probe each owner, claim after a silence, stop what must not run on.
+
+        With no foreign image at the last listing and the executor's image count
+        unchanged since, nothing can have arrived: the round lists nothing (listing the
+        engine's containers every second was most of an idle node's CPU, docs/scale.md).
+        """
+        quiet = self._quiet
+        count = self._executor.image_count()
+        if (
+            quiet is not None
+            and quiet[0] == count
+            and self._clock() - quiet[1] < RELIST_AFTER
+            and not self._lost_since
+        ):
+            return
+        self._quiet = (count, self._clock())
+        foreign = self._foreign()  # a failed listing clears _quiet
+        if foreign:
+            self._quiet = None
         for owner_id in list(self._lost_since):
             if owner_id not in foreign:
                 self._lost_since.pop(owner_id, None)
@@ -133,6 +158,7 @@ class Fence:
             instances = self._executor.list_instances()
         except MoteyError as exc:
             log.error("cannot list instances: {}", exc.message)
+            self._quiet = None
             return {}
         found: dict[str, list[Foreign]] = {}
         for engine, infos in instances.items():

@@ -44,6 +44,7 @@ PRESENCE_SCHEMA: dict[str, Any] = {
         "timestamp": {"type": "number"},
         "curve_key": {"type": ["string", "null"], "minLength": 40, "maxLength": 40},
         "curve_sig": {"type": ["string", "null"], "maxLength": 256},
+        "resync": {"type": "boolean"},
     },
 }
 

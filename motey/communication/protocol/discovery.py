@@ -7,7 +7,9 @@ Topics (all under ``motey/v1/``):
 ``nodes/<node id>``
     Retained presence: a JSON object with the node's metadata. An empty retained
     payload means the node left cleanly; the last will is a presence whose ``state`` is
-    ``UNREACHABLE``. The original ignores these topics.
+    ``UNREACHABLE``. A presence is published when it changes, not periodically; one
+    with ``"resync": true`` (sent after a reconnect) asks every node that receives it
+    live to publish its own presence once. The original ignores these topics.
 """
 
 from __future__ import annotations
@@ -82,8 +84,11 @@ def node_id_from_topic(topic: str) -> str:
     return node_id
 
 
-def encode_presence(node: Node, state: NodeReachability = NodeReachability.REACHABLE) -> bytes:
-    """The retained presence payload of ``node`` (``state`` UNREACHABLE for the last will)."""
+def encode_presence(
+    node: Node, state: NodeReachability = NodeReachability.REACHABLE, resync: bool = False
+) -> bytes:
+    """The retained presence payload of ``node`` (``state`` UNREACHABLE for the last will;
+    ``resync`` asks the receivers to publish their own presence once)."""
     body: dict[str, Any] = {
         "format": PRESENCE_FORMAT,
         "id": node.id,
@@ -104,6 +109,8 @@ def encode_presence(node: Node, state: NodeReachability = NodeReachability.REACH
     if node.curve_key:
         body["curve_key"] = node.curve_key
         body["curve_sig"] = node.curve_signature
+    if resync:
+        body["resync"] = True
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
@@ -132,6 +139,17 @@ def decode_presence(
 ) -> Node | None:
     """The node a presence message describes; ``None`` for an empty (cleared) one.
 
+    See :func:`decode_presence_message`, which also tells whether it asks for a resync.
+    """
+    return decode_presence_message(topic, payload, seen)[0]
+
+
+def decode_presence_message(
+    topic: str, payload: bytes, seen: dict[str, dict[str, Any]] | None = None
+) -> tuple[Node | None, bool]:
+    """The node a presence message describes (``None`` for an empty, cleared one) and
+    whether the presence asks its receivers to publish theirs (``resync``).
+
     ``last_seen`` is left at 0: the receiver stamps it with its own clock, so that
     clock skew between nodes never makes a node look stale.
 
@@ -142,7 +160,7 @@ def decode_presence(
     """
     node_id = node_id_from_topic(topic)
     if not payload:
-        return None
+        return None, False
     if len(payload) > MAX_PRESENCE_PAYLOAD:
         raise ValidationError(f"presence of {len(payload)} bytes exceeds {MAX_PRESENCE_PAYLOAD}")
     try:
@@ -166,7 +184,7 @@ def decode_presence(
     ports = dict(DEFAULT_PORTS)
     ports.update(data.get("ports") or {})
     load = data.get("load")
-    return Node(
+    node = Node(
         ip=ip,
         id=node_id,
         name=data.get("name"),
@@ -181,3 +199,4 @@ def decode_presence(
         curve_key=data.get("curve_key"),
         curve_signature=data.get("curve_sig"),
     )
+    return node, data.get("resync") is True
