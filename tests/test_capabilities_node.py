@@ -279,9 +279,11 @@ def test_each_operator_decides_placement(
     assert unplaced.status_code == 201, unplaced.text
     waiting_id = unplaced.json()["id"]
     waiting = wait_for(
-        lambda: (s := req_node.service(waiting_id))["images"][0]["awaiting_placement"]
-        and "no node has" in s["state_message"]
-        and s,
+        lambda: (
+            (s := req_node.service(waiting_id))["images"][0]["awaiting_placement"]
+            and "no node has" in s["state_message"]
+            and s
+        ),
         what=f"the image requiring {unmet} to wait for a node",
     )
     assert waiting["state"] == "INSTANTIATING"

@@ -199,8 +199,10 @@ def test_a_container_killed_behind_motey_shows_at_once(
     val, states = real
     image, container_id = _run(val)
     wait_for(
-        lambda: states.status(image.id, "docker").state is ImageState.RUNNING
-        and image.id in states.kept("docker"),
+        lambda: (
+            states.status(image.id, "docker").state is ImageState.RUNNING
+            and image.id in states.kept("docker")
+        ),
         10,
         0.02,
         "the running state is kept",
