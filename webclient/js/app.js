@@ -776,7 +776,7 @@
   </div>
   <div class="card table-responsive">
     <table class="table table-hover align-middle mb-0" data-testid="nodes-table">
-      <thead><tr class="small text-body-secondary"><th>Name</th><th>ID</th><th>Address</th><th>Lifecycle</th><th>Reachability</th><th class="text-nowrap">Last seen</th><th title="images the node runs, as it last said">Images</th><th>Capabilities</th><th></th></tr></thead>
+      <thead><tr class="small text-body-secondary"><th>Name</th><th>ID</th><th>Address</th><th>Lifecycle</th><th>Reachability</th><th class="text-nowrap" title="when its last presence arrived: a node announces itself when it changes; while its broker session lasts it is reachable">Last presence</th><th title="images the node runs, as it last said">Images</th><th>Capabilities</th><th></th></tr></thead>
       <tbody>
         <tr v-for="n in store.nodes" :key="n.id || n.ip" data-testid="node-row" :data-node-id="n.id" :data-node-name="n.name" :class="{ 'table-danger': n.state === 'UNREACHABLE' }">
           <td class="fw-semibold text-nowrap">{{ n.name || '—' }} <span v-if="n.self" class="badge text-bg-primary ms-1">this node</span></td>
