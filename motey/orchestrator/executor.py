@@ -45,6 +45,9 @@ class ImageExecutor:
         #: Ids of the images this process started and has not terminated: what placement
         #: and ``GET /v1/nodes`` count as this node's images (docs/scale.md).
         self._images: set[str] = set()
+        #: Moves whenever this node starts or removes an instance: a reader of the
+        #: instance list (the fence) lists again only then (docs/scale.md).
+        self.generation = 0
 
     @property
     def node_id(self) -> str:
@@ -82,7 +85,10 @@ class ImageExecutor:
         """
         self._identity.require_operational()
         self._policy.check(image, "image", f"node {self._identity.name}")
-        instance = self._val.instantiate(self.with_device_grants(image))
+        try:
+            instance = self._val.instantiate(self.with_device_grants(image))
+        finally:
+            self.generation += 1
         self._images.add(image.id)
         return instance
 
@@ -136,7 +142,10 @@ class ImageExecutor:
         return self._val.status(image)
 
     def terminate(self, image: Image) -> bool:
-        removed = self._val.terminate(image)
+        try:
+            removed = self._val.terminate(image)
+        finally:
+            self.generation += 1
         self._images.discard(image.id)
         return removed
 
@@ -156,7 +165,10 @@ class ImageExecutor:
 
     def remove_instance(self, engine: str, image_id: str) -> bool:
         """Stop and remove an instance known only by its labels (an orphan, a fenced copy)."""
-        return self._val.terminate(Image(id=image_id, name="", engine=engine))
+        try:
+            return self._val.terminate(Image(id=image_id, name="", engine=engine))
+        finally:
+            self.generation += 1
 
 
 def _is_device(path: str) -> bool:

@@ -32,6 +32,10 @@ log = logbook.Logger(__name__)
 #: (engine, instance) of an image this node runs for another owner.
 Foreign = tuple[str, InstanceInfo]
 
+#: Seconds after which the fence lists the engine's instances again although this node
+#: started and removed none (a container removed from outside leaves the list then).
+RELIST_AFTER = 30.0
+
 
 class Fence:
     """Keeps this node's copies of other owners' images honest; a Core component."""
@@ -55,6 +59,8 @@ class Fence:
         self._interval = interval
         self._clock = clock
         self._lost_since: dict[str, float] = {}
+        #: The last instance list, the executor generation and the time it was read at.
+        self._listed: tuple[dict[str, list[InstanceInfo]], int, float] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -128,12 +134,25 @@ class Fence:
         return left
 
     def _foreign(self) -> dict[str, list[Foreign]]:
-        """This node's instances that another node owns, by owner id."""
-        try:
-            instances = self._executor.list_instances()
-        except MoteyError as exc:
-            log.error("cannot list instances: {}", exc.message)
-            return {}
+        """This node's instances that another node owns, by owner id.
+
+        The engine is asked again only when this node started or removed an instance
+        since (the executor's generation moved) or :data:`RELIST_AFTER` has passed: a
+        round every second that listed every container (one engine call per node per
+        second, each scanning all containers of the machine) was a steady load on the
+        engine in a big cell.
+        """
+        generation, now = self._executor.generation, self._clock()
+        listed = self._listed
+        if listed is not None and listed[1] == generation and now - listed[2] < RELIST_AFTER:
+            instances = listed[0]
+        else:
+            try:
+                instances = self._executor.list_instances()
+            except MoteyError as exc:
+                log.error("cannot list instances: {}", exc.message)
+                return {}
+            self._listed = (instances, generation, now)
         found: dict[str, list[Foreign]] = {}
         for engine, infos in instances.items():
             for info in infos:
