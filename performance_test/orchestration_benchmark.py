@@ -464,7 +464,9 @@ def docker_baseline(docker_client: Any, image: str, count: int, label: str) -> P
     for _ in range(count):
         t0 = time.perf_counter()
         containers.append(
-            docker_client.containers.run(image, COMMAND, detach=True, labels={label: "1"})
+            docker_client.containers.run(
+                image, COMMAND, detach=True, labels=dict([label.split("=", 1)])
+            )
         )
         phase.post_running.append(time.perf_counter() - t0)
     phase.deploy_wall = time.perf_counter() - started
@@ -604,7 +606,7 @@ def deploy_ratios(docker_client: Any, image: str, count: int, source: str | None
         def sdk() -> None:
             began = time.time()
             container = docker_client.containers.run(
-                image, COMMAND, detach=True, labels={label: "1"}
+                image, COMMAND, detach=True, labels=dict([label.split("=", 1)])
             )
             times["sdk"].append(time.time() - began)
             container.remove(force=True)
