@@ -288,7 +288,7 @@ def engine_ceiling(client: docker.DockerClient, count: int, parallel: int) -> di
     label = f"motey-benchmark.ceiling={os.getpid()}-{time.time_ns()}"
     # The nodes' Docker client waits up to 60 s; on a loaded machine a start can take
     # longer than docker-py's default, and a request it gave up on still runs.
-    patient = docker.DockerClient(base_url=client.api.base_url, timeout=600)
+    patient = docker.from_env(timeout=600)
 
     def run(_i: int) -> None:
         patient.containers.run(
