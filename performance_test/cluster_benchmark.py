@@ -279,6 +279,205 @@ def run_cell(n: int, workdir: Path, client: docker.DockerClient, args: argparse.
     return result
 
 
+# -- a burst of images across the cell (issue 12: 1,000 images, 100 nodes) ----------------
+
+
+def engine_ceiling(client: docker.DockerClient, count: int, parallel: int) -> dict[str, Any]:
+    """The Docker engine alone: ``count`` containers of the same image and command,
+    created and started (``containers.run(detach=True)``) by ``parallel`` threads — the
+    parallelism the qualifying nodes get (each serves its deploy requests one at a
+    time). Removed again afterwards (by label)."""
+    label = f"motey-benchmark.ceiling={os.getpid()}-{time.time_ns()}"
+    # The nodes' Docker client waits up to 60 s; on a loaded machine a start can take
+    # longer than docker-py's default, and a request it gave up on still runs.
+    patient = docker.from_env(timeout=600)
+
+    def run(_i: int) -> None:
+        patient.containers.run(
+            TEST_IMAGE, ["sleep", "3600"], detach=True, labels=dict([label.split("=", 1)])
+        )
+
+    began = time.monotonic()
+    errors = 0
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        for outcome in [pool.submit(run, i) for i in range(count)]:
+            try:
+                outcome.result()
+            except docker.errors.DockerException:
+                errors += 1
+    seconds = time.monotonic() - began
+    while remove_labelled(patient, label):  # until none is left
+        pass
+    patient.close()
+    return {
+        "images": count,
+        "parallel": parallel,
+        "errors": errors,
+        "seconds": seconds,
+        "images_per_s": (count - errors) / seconds,
+    }
+
+
+def remove_labelled(client: docker.DockerClient, label: str) -> int:
+    """Remove every container carrying ``label`` (8 at a time); how many there were."""
+    found = client.containers.list(all=True, filters={"label": label}, sparse=True)
+
+    def remove(container: Any) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(remove, found))
+    return len(found)
+
+
+def bulk_placement(
+    submitter: MoteyNode, qualified: list[MoteyNode], images: int, timeout: float
+) -> dict[str, Any]:
+    """``images`` images in services of 4 (each image needs ``bench``) posted to a node
+    without it by 8 threads; then, from the submitter's ``GET /v1/service`` every 0.5 s:
+
+    * **placed**: images given a node (the placement decision, stored before any start);
+    * **dispatched**: images the chosen node has accepted (its deploy answer, with the
+      instance id, is stored);
+    * **running**: images RUNNING;
+
+    each as a rate (images / seconds from the first POST until the last one got there),
+    and the spread over the qualifying nodes.
+    """
+    image = (
+        f"  - name: {TEST_IMAGE}\n"
+        '    parameters: {command: "sleep 3600"}\n    capabilities: [bench]\n'
+    )
+    services = images // 4
+
+    def post(_i: int) -> str:
+        text = f"service_name: {unique_name('bulk')}\nimages:\n" + image * 4
+        response = submitter.post_yaml(text, timeout=120)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = set(pool.map(post, range(services)))
+    posted_s = time.monotonic() - began
+    placed_at: dict[str, float] = {}
+    dispatched_at: dict[str, float] = {}
+    running_at: dict[str, float] = {}
+    final: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            listing = submitter.get(
+                "/v1/service?fields=id,state,images&limit=1000", timeout=30
+            ).json()
+        except Exception:
+            time.sleep(0.5)
+            continue
+        now = time.monotonic() - began
+        final = [s for s in listing if s["id"] in ids]
+        for service in final:
+            for img in service["images"]:
+                if img.get("node"):
+                    placed_at.setdefault(img["id"], now)
+                if img.get("instance_id"):
+                    dispatched_at.setdefault(img["id"], now)
+                if img.get("state") == "RUNNING":
+                    running_at.setdefault(img["id"], now)
+        if len(final) == len(ids) and all(s["state"] in ("RUNNING", "ERROR") for s in final):
+            break
+        time.sleep(0.5)
+    per_node: dict[str, int] = {n.ip: 0 for n in qualified}
+    errors = 0
+    for service in final:
+        for img in service["images"]:
+            if img.get("state") == "RUNNING" and img.get("node") in per_node:
+                per_node[img["node"]] += 1
+            elif img.get("state") != "RUNNING":
+                errors += 1
+    errors += 4 * (len(ids) - len(final))
+
+    def rate(done: dict[str, float]) -> float | None:
+        return len(done) / max(done.values()) if done else None
+
+    running = sum(per_node.values())
+    mean = running / len(per_node) if per_node else 0
+    return {
+        "images": 4 * services,
+        "posted_s": posted_s,
+        "placed": len(placed_at),
+        "placed_per_s": rate(placed_at),
+        "dispatched": len(dispatched_at),
+        "dispatched_per_s": rate(dispatched_at),
+        "running": running,
+        "running_per_s": rate(running_at),
+        "seconds": max(running_at.values()) if running_at else None,
+        "errors": errors,
+        "per_node": sorted(per_node.values(), reverse=True),
+        "max_over_mean": (max(per_node.values()) / mean) if mean else None,
+    }
+
+
+def memory_gib() -> dict[str, float]:
+    """Used and available memory of the machine (GiB)."""
+    vm = psutil.virtual_memory()
+    return {"used_gib": vm.used / 2**30, "available_gib": vm.available / 2**30}
+
+
+def run_placement_cell(
+    n: int, workdir: Path, client: docker.DockerClient, args: argparse.Namespace
+) -> dict[str, Any]:
+    """``--images`` mode: a cell of ``n`` nodes (5 with ``bench``), the engine's own
+    ceiling, then the burst through Motey; every container removed, every node stopped."""
+    broker = Mosquitto(workdir / "mosquitto", secure=args.secure).start()
+    mqtt = (broker.ip, broker.port)
+    extra = node_extra(args)
+    extra["ORCHESTRATOR"] = {
+        **extra["ORCHESTRATOR"],
+        "workers": args.workers,
+        "watch_interval": args.watch_interval,
+    }
+    extra["LOGGER"] = {"level": "WARNING"}  # a line per image on 100 nodes is load too
+    nodes: list[MoteyNode] = []
+    result: dict[str, Any] = {"nodes": n, "memory_before": memory_gib()}
+    try:
+        for i in range(n):
+            caps = ["bench"] if 1 <= i <= 5 else []
+            nodes.append(
+                MoteyNode(workdir, name=f"n{n}-{i}", mqtt=mqtt, capabilities=caps, extra=extra)
+            )
+        start_all(nodes, args.batch)
+        ips = {node.ip for node in nodes}
+        result["settled_s"], _count = until_all(
+            nodes, lambda lst: len(set(lst) & ips) >= n - 1, 120
+        )
+        result["load_before_placement"] = os.getloadavg()
+        result["ceiling"] = engine_ceiling(client, args.images, args.ceiling_parallel)
+        print(f"engine ceiling: {json.dumps(result['ceiling'])}", flush=True)
+        result["load_before_motey"] = os.getloadavg()
+        result["bulk"] = bulk_placement(nodes[0], nodes[1:6], args.images, 1200)
+        result["memory_loaded"] = memory_gib()
+    finally:
+
+        def stop(node: MoteyNode) -> None:
+            with contextlib.suppress(AssertionError):
+                node.stop(timeout=30)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(stop, nodes))
+        for node in nodes:
+            if node.node_id:
+                remove_labelled(client, f"motey.node_id={node.node_id}")
+        broker.stop()
+    # The machine's load moves (it is shared): the ceiling once more, with the same
+    # number of containers present as the first time, and the ratio to the mean of both.
+    result["ceiling_after"] = engine_ceiling(client, args.images, args.ceiling_parallel)
+    ceiling = (result["ceiling"]["images_per_s"] + result["ceiling_after"]["images_per_s"]) / 2
+    running = result["bulk"]["running_per_s"]
+    result["running_over_ceiling"] = running / ceiling if running and ceiling else None
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[10, 25, 50, 100])
@@ -293,6 +492,29 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=10, help="services of 4 images")
     parser.add_argument("--stops", type=int, default=3, help="nodes whose shutdown is timed")
     parser.add_argument("--batch", type=int, default=10, help="nodes started at once")
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=0,
+        help="placement burst mode: this many images (services of 4) instead of the "
+        "join/idle/crash/placement/shutdown figures, with the engine's ceiling beside it",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=10, help="[ORCHESTRATOR] workers in --images mode"
+    )
+    parser.add_argument(
+        "--watch-interval",
+        type=float,
+        default=2.0,
+        help="[ORCHESTRATOR] watch_interval in --images mode (2, as in the other figures)",
+    )
+    parser.add_argument(
+        "--ceiling-parallel",
+        type=int,
+        default=5,
+        help="threads of the Docker-alone ceiling in --images mode (5: one per qualifying "
+        "node, each of which starts one image at a time)",
+    )
     parser.add_argument("--json", help="append the results to this JSON file")
     args = parser.parse_args()
     if args.source:
@@ -309,7 +531,8 @@ def main() -> int:
     for n in args.nodes:
         with tempfile.TemporaryDirectory(prefix=f"motey-cell{n}-") as tmp:
             began = time.time()
-            cell = run_cell(n, Path(tmp), client, args)
+            run = run_placement_cell if args.images else run_cell
+            cell = run(n, Path(tmp), client, args)
             cell["load"] = os.getloadavg()
             cell["wall_s"] = time.time() - began
             results["cells"].append(cell)

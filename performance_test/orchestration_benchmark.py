@@ -30,6 +30,7 @@ node is stopped by its PID. Network traffic goes to the loopback address only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -463,7 +464,9 @@ def docker_baseline(docker_client: Any, image: str, count: int, label: str) -> P
     for _ in range(count):
         t0 = time.perf_counter()
         containers.append(
-            docker_client.containers.run(image, COMMAND, detach=True, labels={label: "1"})
+            docker_client.containers.run(
+                image, COMMAND, detach=True, labels=dict([label.split("=", 1)])
+            )
         )
         phase.post_running.append(time.perf_counter() - t0)
     phase.deploy_wall = time.perf_counter() - started
@@ -495,6 +498,185 @@ def remove_containers(docker_client: Any, node_id: str | None) -> int:
     for container in containers:
         container.remove(force=True)
     return len(containers)
+
+
+# -- local and remote deploy against the Docker SDK, interleaved ---------------------------
+
+
+class EventClock:
+    """Reads a node's ``GET /v1/events`` stream; when each service first reached a state.
+
+    The time is the node's own (``at``: when it stored the state; same machine, same
+    clock), so the figure carries no polling delay and puts no polling load on the node.
+    """
+
+    def __init__(self, node: Any) -> None:
+        self._node = node
+        self._seen: dict[tuple[str, str], float] = {}
+        self._changed = threading.Condition()
+        self._response: Any = None
+        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
+
+    def start(self) -> None:
+        self._response = self._node.get("/v1/events", stream=True, timeout=(5, None))
+        self._response.raise_for_status()
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._response is not None:
+            self._response.close()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        try:
+            for line in self._response.iter_lines(decode_unicode=True):
+                if not line or not line.startswith("data:"):
+                    continue
+                data = json.loads(line[5:])
+                if "state" in data and data.get("id") and "name" in data:
+                    with self._changed:
+                        self._seen.setdefault((data["id"], data["state"]), data["at"])
+                        self._changed.notify_all()
+        except Exception:  # the stream ends when stop() closes it
+            return
+
+    def wait(self, service_id: str, state: str, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while (service_id, state) not in self._seen:
+                if (service_id, "ERROR") in self._seen:
+                    raise BenchmarkError(f"service {service_id} ERROR")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BenchmarkError(f"service {service_id} not {state} within {timeout} s")
+                self._changed.wait(min(left, 0.5))
+            return self._seen[(service_id, state)]
+
+
+def deploy_ratios(docker_client: Any, image: str, count: int, source: str | None) -> dict:
+    """Deploy → RUNNING on the node itself, on a peer, and with the Docker SDK alone.
+
+    A broker and two nodes (open mode): B has the capability ``bench-remote``, A has
+    none. Each round, in a rotating order: the SDK starts a container
+    (``containers.run(detach=True)``: create + start); B is posted a one-image service it
+    runs itself (local); A is posted one that needs ``bench-remote``, which it places on
+    B (remote). Each is removed (SDK) or deleted and waited for (Motey) before the next,
+    so every start meets the same engine. Interleaving makes the ratios robust against
+    the load of a shared machine, which moves between phases run one after another.
+    """
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.helpers import Mosquitto, MoteyNode
+
+    work = Path(tempfile.mkdtemp(prefix="motey-ratio-bench-"))
+    env_before = os.environ.get("PYTHONPATH")
+    if source:
+        os.environ["PYTHONPATH"] = str(Path(source).resolve())
+    broker = Mosquitto(work / "mosquitto", secure=False).start()
+    extra = {
+        "SECURITY": {"mode": "open"},
+        "LOGGER": {"level": "INFO"},
+        "ORCHESTRATOR": {"watch_interval": 2},
+        "MQTT": {"keepalive": 10},
+        "DOCKER": {"pull_missing": "false"},
+    }
+    a = MoteyNode(work, name="a", mqtt=(broker.ip, broker.port), extra=extra)
+    b = MoteyNode(
+        work, name="b", mqtt=(broker.ip, broker.port), capabilities=["bench-remote"], extra=extra
+    )
+    label = f"motey-benchmark.ratio={os.getpid()}-{time.time_ns()}"
+    times: dict[str, list[float]] = {"sdk": [], "local": [], "remote": []}
+    clocks: list[EventClock] = []
+    try:
+        b.start()
+        a.start()
+        deadline = time.monotonic() + 30
+        while not any(
+            n.get("ip") == b.ip and n.get("lifecycle") == "OPERATE"
+            for n in a.get("/v1/nodes").json()
+        ):
+            if time.monotonic() > deadline:
+                raise BenchmarkError("node A did not see node B operating within 30 s")
+            time.sleep(0.1)
+        clock_a, clock_b = EventClock(a), EventClock(b)
+        clocks = [clock_a, clock_b]
+        for clock in clocks:
+            clock.start()
+        command = json.dumps(COMMAND)
+
+        def sdk() -> None:
+            began = time.time()
+            container = docker_client.containers.run(
+                image, COMMAND, detach=True, labels=dict([label.split("=", 1)])
+            )
+            times["sdk"].append(time.time() - began)
+            container.remove(force=True)
+
+        def motey(kind: str, node: Any, clock: EventClock, caps: str) -> None:
+            text = (
+                f"service_name: ratio-{kind}-{len(times[kind])}\nimages:\n"
+                f"  - name: {image}\n    parameters: {{command: {command}}}\n{caps}"
+            )
+            began = time.time()
+            r = node.post_yaml(text)
+            if r.status_code != 201:
+                raise BenchmarkError(f"POST answered {r.status_code}: {r.text}")
+            sid = r.json()["id"]
+            times[kind].append(clock.wait(sid, "RUNNING", 60) - began)
+            node.delete(f"/v1/service/{sid}")
+            clock.wait(sid, "TERMINATED", 60)
+
+        steps = [
+            sdk,
+            lambda: motey("local", b, clock_b, ""),
+            lambda: motey("remote", a, clock_a, "    capabilities: [bench-remote]\n"),
+        ]
+        for _ in range(2):  # warm-up: first requests open connections and sockets
+            for step in steps:
+                step()
+        for key in times:
+            times[key].clear()
+        for i in range(count):
+            for step in steps[i % 3 :] + steps[: i % 3]:
+                step()
+    finally:
+        for clock in clocks:
+            clock.stop()
+        for node in (a, b):
+            node_id = node.node_id
+            with contextlib.suppress(AssertionError):
+                node.stop(timeout=30)
+            remove_containers(docker_client, node_id)
+        remove_labelled(docker_client, label)
+        broker.stop()
+        if source:
+            if env_before is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = env_before
+        shutil.rmtree(work, ignore_errors=True)
+    return times
+
+
+def ratio_report(times: dict[str, list[float]]) -> str:
+    """The three deploy times side by side, and Motey's as ratios to the SDK's."""
+    sdk50, sdkmean = percentile(times["sdk"], 50), sum(times["sdk"]) / len(times["sdk"])
+    lines = [
+        f"deploy → RUNNING, interleaved, n={len(times['sdk'])} each",
+        f"  {'':28} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}"
+        f" {'p50 ÷ SDK':>10} {'mean ÷ SDK':>11}",
+    ]
+    for key, name in (
+        ("sdk", "Docker SDK containers.run"),
+        ("local", "Motey local POST → RUNNING"),
+        ("remote", "Motey remote POST → RUNNING"),
+    ):
+        values = times[key]
+        p50, p95, mean = percentile(values, 50), percentile(values, 95), sum(values) / len(values)
+        lines.append(
+            f"  {name:28} {p50 * 1000:8.1f} {p95 * 1000:8.1f} {mean * 1000:8.1f}"
+            f" {p50 / sdk50:9.2f}× {mean / sdkmean:10.2f}×"
+        )
+    return "\n".join(lines)
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -573,6 +755,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip timing the same containers with the Docker SDK alone",
     )
+    parser.add_argument(
+        "--ratios",
+        type=int,
+        default=10,
+        help="rounds of SDK / local / remote deploys, interleaved (10; 0 skips them)",
+    )
+    parser.add_argument(
+        "--ratios-only", action="store_true", help="only the interleaved deploy ratios"
+    )
+    parser.add_argument("--source", help="run the ratio nodes from this source tree")
     parser.add_argument("--log-level", default="INFO", help="the node's [LOGGER] level (INFO)")
     parser.add_argument("--keep", action="store_true", help="keep the node's work folder")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON here")
@@ -603,6 +795,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("load average before the run: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     baseline_label = f"motey-benchmark.baseline={os.getpid()}-{time.time_ns()}"
+    ratios: dict[str, list[float]] = {}
+    if args.ratios:
+        try:
+            ratios = deploy_ratios(docker_client, args.image, args.ratios, args.source)
+            print(ratio_report(ratios))
+        except (BenchmarkError, requests.RequestException) as exc:
+            print(f"ratio phase failed: {exc}", file=sys.stderr)
+            code = 1
+        if args.ratios_only:
+            print("load average after the run: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+            if args.json:
+                Path(args.json).write_text(json.dumps({"ratios": ratios}, indent=2))
+            shutil.rmtree(workdir, ignore_errors=True)
+            docker_client.close()
+            return code
     try:
         if args.baseline:
             base = docker_baseline(docker_client, args.image, args.services, baseline_label)
@@ -642,6 +849,9 @@ def main(argv: list[str] | None = None) -> int:
             shutdowns.append(node.stop() or float("nan"))
         print()
         print(report(startup, restarts, shutdowns, phases, samples, list_times, args.services))
+        if ratios:
+            print()
+            print(ratio_report(ratios))
         print("load average after the run: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         if args.json:
             Path(args.json).write_text(
@@ -653,6 +863,7 @@ def main(argv: list[str] | None = None) -> int:
                         "phases": [p.__dict__ for p in phases],
                         "samples": [s.__dict__ for s in samples],
                         "list_s": list_times,
+                        "ratios": ratios,
                     },
                     indent=2,
                 )

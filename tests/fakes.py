@@ -76,6 +76,8 @@ class FakeEngine(VALPlugin):
         self._enter()
         try:
             time.sleep(self.start_delay)
+            if image.name in self.missing:  # like an engine: no pull here (ensure_image)
+                raise ImageUnavailable(f"image {image.name!r} not found")
             if image.name in self.fail_start:
                 from motey.errors import EngineError
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from motey.models.image import Image
 from motey.models.node import NodeReachability
 from motey.models.service import ServiceState
-from motey.orchestrator.fencing import RELIST_AFTER, Fence
+from motey.orchestrator.fencing import Fence
 from motey.val.plugin import LABEL_IMAGE_ID, LABEL_ON_DISCONNECT, LABEL_OWNER_ID, LABEL_OWNER_IP
 from tests.fakes import FakePeer, Rig, blueprint, build, wait_state
 
@@ -267,35 +266,3 @@ def test_the_deploy_request_carries_what_the_node_needs_after_a_cut() -> None:
     back = proto.decode_deploy_request(proto.encode_deploy_request(image))
     assert (back.owner_id, back.owner_ip, back.on_disconnect) == ("o1", "10.0.0.7", "stop")
 
-
-def test_an_idle_fence_lists_the_engine_only_when_the_image_count_moves(
-    tmp_path: Path,
-) -> None:
-    """Listing the engine's containers every second was most of an idle node's CPU
-    (issue 12): with nothing foreign and the executor's image count unchanged the fence
-    lists nothing, and lists again once the count moves (or after RELIST_AFTER)."""
-    rig = build(tmp_path, request_timeout=0.05)
-    executor = rig.orchestrator._executor
-    listings: list[int] = []
-    real = executor.list_instances
-
-    def counted() -> Any:
-        listings.append(1)
-        return real()
-
-    executor.list_instances = counted  # type: ignore[method-assign]
-    clock = [0.0]
-    fence = Fence(rig.identity, executor, rig.orchestrator._gateway, clock=lambda: clock[0])
-    try:
-        for _ in range(5):
-            fence.check_once()
-            clock[0] += 1
-        assert len(listings) == 1
-        executor.deploy(Image(id="own", name="own", engine="fake"))
-        fence.check_once()
-        assert len(listings) == 2
-        clock[0] += RELIST_AFTER
-        fence.check_once()
-        assert len(listings) == 3
-    finally:
-        rig.close()

@@ -41,7 +41,11 @@ def test_stop_during_deployment_resumes_to_running(node: MoteyNode, docker_clien
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             service = node.service(sid)
-            started = [i for i in service["images"] if i.get("instance_id")]
+            # The engine shows the first start (the service is written only before and
+            # after all its images start, so its record cannot).
+            started = docker_client.containers.list(
+                all=True, filters={"label": f"motey.service_id={sid}"}, sparse=True
+            )
             if started or service["state"] != "INSTANTIATING":
                 break
             time.sleep(0.02)

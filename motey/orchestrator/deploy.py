@@ -77,23 +77,32 @@ class DeployStep:
                 return
             if service_id in self._jobs.cancelled:
                 return
-            self._book.set_state(service, ServiceState.INSTANTIATING, "deploying images")
-            for image in service.images:
-                if self._interrupted(service):
-                    return
-                if image.node or image.node_id:
-                    continue
-                try:
-                    node = self._placement.place(image)
-                except PlacementError as exc:
-                    log.info("service {}: image {} waits: {}", service.id, image.id, exc.message)
-                    wait_for_placement(image, exc)
+            # One write for the new state and every placement: each write rewrites the
+            # services file, and a burst of deployments queues on its lock (docs/scale.md).
+            self._book.set_state(
+                service, ServiceState.INSTANTIATING, "deploying images", persist=False
+            )
+            if self._interrupted(service):
+                self._book.save(service)
+                return
+            unplaced = [i for i in service.images if not (i.node or i.node_id)]
+            # One round of capability requests for the images of the service.
+            for image, node in zip(unplaced, self._placement.place_all(unplaced), strict=True):
+                if isinstance(node, PlacementError):
+                    log.info("service {}: image {} waits: {}", service.id, image.id, node.message)
+                    wait_for_placement(image, node)
                     continue
                 image.node, image.node_id = node.ip, node.id
                 image.awaiting_placement, image.awaiting_since = False, None
-            self._book.save(service)
             placed = [i for i in service.images if i.node or i.node_id]
-            outcomes = self._jobs.each(lambda image: self.start_image(service, image), placed)
+            for image in placed:
+                image.state, image.state_message = ImageState.INSTANTIATING, ""
+            # Stored before any image starts: an owner that restarts now still knows
+            # where each image went (claims, recovery), and the job resumes from here.
+            self._book.save(service)
+            outcomes = self._jobs.each(
+                lambda image: self.start_image(service, image, persist=False), placed
+            )
             failures = [
                 (image, outcome)
                 for image, outcome in zip(placed, outcomes, strict=True)
@@ -131,23 +140,29 @@ class DeployStep:
         log.info("deployment of service {} paused by the node's stop", service.id)
         self._book.record(service, "deployment paused: this node is stopping")
 
-    def start_image(self, service: Service, image: Image) -> None:
-        """Start one placed image where it was placed and read its first state."""
+    def start_image(self, service: Service, image: Image, persist: bool = True) -> None:
+        """Start one placed image where it was placed; it is RUNNING once that returns.
+
+        A node answers a deploy with the instance id only after its engine started the
+        instance, so no status request follows (it cost a round trip and two engine
+        calls per image); an instance that exits later is the watcher's to see.
+        ``persist=False`` leaves the writes to the caller (the deploy step writes the
+        service once before and once after all its images).
+        """
         node = self._gateway.node_for(image)
         image.state = ImageState.INSTANTIATING
         image.state_message = ""
-        self._book.save(service)
+        if persist:
+            self._book.save(service)
         log.info("deploying image {} ({}) on node {}", image.id, image.name, node.ip)
         try:
             image.instance_id = self._gateway.deploy(node, image)
         finally:
             self._placement.release(node)  # the peer now counts it itself
-        status = self._gateway.status(image)
-        image.state = status.state
-        image.state_message = status.message
-        self._book.save(service)
-        if image.state is ImageState.ERROR:
-            raise MoteyError(status.message or "image failed right after start")
+        image.state = ImageState.RUNNING
+        image.state_message = ""
+        if persist:
+            self._book.save(service)
 
     def _rollback(self, service: Service, reason: str) -> None:
         """Remove whatever a failed deployment started (side by side), then mark ERROR."""

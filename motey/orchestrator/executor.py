@@ -56,6 +56,9 @@ class ImageExecutor:
         #: from it can be kept until then (:meth:`description_key`).
         self._capability_generation = 0
         capability_engine.subscribe(self._capabilities_changed)
+        #: Moves whenever this node starts or removes an instance: a reader of the
+        #: instance list (the fence) lists again only then (docs/scale.md).
+        self.generation = 0
 
     @property
     def node_id(self) -> str:
@@ -110,6 +113,7 @@ class ImageExecutor:
             instance = self._val.instantiate(self.with_device_grants(image))
         finally:
             self._forget_state(image.id, image.engine)
+            self.generation += 1
         self._images.add(image.id)
         return instance
 
@@ -173,6 +177,7 @@ class ImageExecutor:
             removed = self._val.terminate(image)
         finally:
             self._forget_state(image.id, image.engine)
+            self.generation += 1
         self._images.discard(image.id)
         return removed
 
@@ -202,6 +207,7 @@ class ImageExecutor:
             return self._val.terminate(Image(id=image_id, name="", engine=engine))
         finally:
             self._forget_state(image_id, engine)
+            self.generation += 1
 
 
 @functools.cache

@@ -32,10 +32,9 @@ log = logbook.Logger(__name__)
 #: (engine, instance) of an image this node runs for another owner.
 Foreign = tuple[str, InstanceInfo]
 
-#: Seconds between two listings of the engines' instances while this node runs no image
-#: for another owner and its executor's image count stays the same (a safety net: every
-#: foreign image arrives through the executor, which counts it).
-RELIST_AFTER = 60.0
+#: Seconds after which the fence lists the engine's instances again although this node
+#: started and removed none (a container removed from outside leaves the list then).
+RELIST_AFTER = 30.0
 
 
 class Fence:
@@ -60,9 +59,8 @@ class Fence:
         self._interval = interval
         self._clock = clock
         self._lost_since: dict[str, float] = {}
-        #: The executor's image count and the time (clock) at the last listing that found
-        #: no foreign image; ``None`` while there are foreign images (list every round).
-        self._quiet: tuple[int, float] | None = None
+        #: The last instance list, the executor generation and the time it was read at.
+        self._listed: tuple[dict[str, list[InstanceInfo]], int, float] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -94,25 +92,8 @@ class Fence:
                 log.exception("fence round failed: {}", exc)
 
     def check_once(self) -> None:
-        """One round: probe each owner, claim after a silence, stop what must not run on.
-
-        With no foreign image at the last listing and the executor's image count
-        unchanged since, nothing can have arrived: the round lists nothing (listing the
-        engine's containers every second was most of an idle node's CPU, docs/scale.md).
-        """
-        quiet = self._quiet
-        count = self._executor.image_count()
-        if (
-            quiet is not None
-            and quiet[0] == count
-            and self._clock() - quiet[1] < RELIST_AFTER
-            and not self._lost_since
-        ):
-            return
-        self._quiet = (count, self._clock())
-        foreign = self._foreign()  # a failed listing clears _quiet
-        if foreign:
-            self._quiet = None
+        """One round: probe each owner, claim after a silence, stop what must not run on."""
+        foreign = self._foreign()
         for owner_id in list(self._lost_since):
             if owner_id not in foreign:
                 self._lost_since.pop(owner_id, None)
@@ -153,13 +134,25 @@ class Fence:
         return left
 
     def _foreign(self) -> dict[str, list[Foreign]]:
-        """This node's instances that another node owns, by owner id."""
-        try:
-            instances = self._executor.list_instances()
-        except MoteyError as exc:
-            log.error("cannot list instances: {}", exc.message)
-            self._quiet = None
-            return {}
+        """This node's instances that another node owns, by owner id.
+
+        The engine is asked again only when this node started or removed an instance
+        since (the executor's generation moved) or :data:`RELIST_AFTER` has passed: a
+        round every second that listed every container (one engine call per node per
+        second, each scanning all containers of the machine) was a steady load on the
+        engine in a big cell.
+        """
+        generation, now = self._executor.generation, self._clock()
+        listed = self._listed
+        if listed is not None and listed[1] == generation and now - listed[2] < RELIST_AFTER:
+            instances = listed[0]
+        else:
+            try:
+                instances = self._executor.list_instances()
+            except MoteyError as exc:
+                log.error("cannot list instances: {}", exc.message)
+                return {}
+            self._listed = (instances, generation, now)
         found: dict[str, list[Foreign]] = {}
         for engine, infos in instances.items():
             for info in infos:

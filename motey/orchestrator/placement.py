@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Any
 
 import logbook
@@ -68,6 +69,18 @@ class Reservations:
             return len(held)
 
 
+@dataclass
+class _Survey:
+    """One round of asking: this node's own description and the peers' answers."""
+
+    local: dict[str, Any]
+    local_missing: list[str]
+    local_ok: bool
+    local_allowed: bool
+    peers: list[Node] = field(default_factory=list)
+    answers: list[tuple[Node, dict[str, Any]]] = field(default_factory=list)
+
+
 class Placement:
     """Local first; otherwise the peer with the fewest images that meets every requirement.
 
@@ -90,15 +103,40 @@ class Placement:
 
     def place(self, image: Image, exclude: set[str] | None = None) -> Node:
         """The node to run ``image`` on, or :class:`PlacementError` naming what is missing."""
-        exclude = exclude or set()
+        return self._choose(image, self._survey(image, exclude or set()))
+
+    def place_all(self, images: list[Image]) -> list[Node | PlacementError]:
+        """Place several images (one service's) with one survey per requirement set.
+
+        The images of a service mostly need the same capabilities: the peers are asked
+        once for them all instead of once per image (a service of four cost four rounds
+        of requests to every candidate). Each choice holds its reservation before the
+        next one is made, so the images still spread over the nodes that fit.
+        """
+        surveys: dict[tuple[str, ...], _Survey] = {}
+        chosen: list[Node | PlacementError] = []
+        for image in images:
+            key = tuple(sorted(image.capabilities))
+            survey = surveys.get(key)
+            if survey is None:
+                survey = surveys[key] = self._survey(image, set())
+            try:
+                chosen.append(self._choose(image, survey))
+            except PlacementError as exc:
+                chosen.append(exc)
+        return chosen
+
+    def _survey(self, image: Image, exclude: set[str]) -> _Survey:
+        """What this node and the peers worth asking say about themselves now."""
         local = self._gateway.describe(self._gateway.local_node())
         local_missing = unmet(image.capabilities, local["capabilities"])
         local_ok = local["lifecycle"] == NodeLifecycle.OPERATE.value
-        if local_ok and not local_missing and self._gateway.local_id not in exclude:
-            return self._gateway.local_node()
+        local_allowed = self._gateway.local_id not in exclude
+        survey = _Survey(local, local_missing, local_ok, local_allowed)
+        if local_ok and not local_missing and local_allowed:
+            return survey  # local first: no peer is asked
 
         peers = [n for n in self._gateway.candidates() if (n.id or n.ip) not in exclude]
-        missing_by_node: dict[str, list[str]] = {}
         # A presence-speaking peer published its capabilities: one that lacks what the
         # image needs is not worth a request (in a big cell most peers are such).
         # Only when none of the others fits are they all asked after all (their
@@ -107,13 +145,22 @@ class Placement:
         answers = self._ask(asked)
         if len(asked) < len(peers) and not any(self._fits(image, info) for _node, info in answers):
             answers += self._ask([p for p in peers if p not in asked])
-            asked = peers
+        survey.peers, survey.answers = peers, answers
+        return survey
+
+    def _choose(self, image: Image, survey: _Survey) -> Node:
+        """The least busy fitting node of ``survey`` (reserved), or PlacementError."""
+        if survey.local_ok and not survey.local_missing and survey.local_allowed:
+            return self._gateway.local_node()
+        local = survey.local
+        answers = survey.answers
+        missing_by_node: dict[str, list[str]] = {}
         fitting: list[tuple[int, float, int, Node]] = []
         turn = next(self._turn)
-        if not local_ok:
+        if not survey.local_ok:
             missing_by_node["local"] = [f"node is in {local['lifecycle']}"]
-        elif self._gateway.local_id not in exclude:
-            missing_by_node["local"] = local_missing
+        elif survey.local_allowed:
+            missing_by_node["local"] = survey.local_missing
         for node, info in answers:
             if info.get("lifecycle", NodeLifecycle.OPERATE.value) != NodeLifecycle.OPERATE.value:
                 missing_by_node[node.name or node.ip] = [f"node is in {info.get('lifecycle')}"]
@@ -140,7 +187,7 @@ class Placement:
             return chosen
         wanted = sorted(set(image.capabilities))
         still_missing = sorted({m for ms in missing_by_node.values() for m in ms}) or wanted
-        checked = len(peers) + 1
+        checked = len(survey.peers) + 1
         lacking = [m for m in still_missing if not m.startswith("node is in ")]
         phases = sorted(
             {f"{n} {m}" for n, ms in missing_by_node.items() for m in ms}

@@ -7,7 +7,7 @@ from typing import Any
 
 import logbook
 
-from motey.errors import EngineError, UnprocessableError, ValidationError
+from motey.errors import EngineError, ImageUnavailable, UnprocessableError, ValidationError
 from motey.models.image import Image
 from motey.val.plugin import (
     LABEL_IMAGE_ID,
@@ -118,8 +118,13 @@ class VALManager:
             **({LABEL_OWNER_IP: image.owner_ip} if image.owner_ip else {}),
         }
         plugin = self.plugin(image.engine)
-        plugin.ensure_image(image.name)
-        return plugin.instantiate(image, labels)
+        try:
+            # The image is almost always there (the owner checked it at POST): asking the
+            # engine first cost a call per start; a missing one is fetched and tried again.
+            return plugin.instantiate(image, labels)
+        except ImageUnavailable:
+            plugin.ensure_image(image.name)  # pulls if allowed, else says why not
+            return plugin.instantiate(image, labels)
 
     def status(self, image: Image) -> InstanceStatus:
         """The engine's view of an image's instance."""

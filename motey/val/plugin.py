@@ -123,7 +123,12 @@ class VALPlugin(abc.ABC):
 
     @abc.abstractmethod
     def instantiate(self, image: Image, labels: dict[str, str]) -> str:
-        """Start the image (idempotent by the image id label) and return the instance id."""
+        """Start the image (idempotent by the image id label) and return the instance id.
+
+        An image the engine does not have raises :class:`~motey.errors.ImageUnavailable`
+        (never a pull): the manager then calls :meth:`ensure_image`, which pulls only
+        where that is allowed, and tries once more.
+        """
 
     @abc.abstractmethod
     def status(self, image_id: str) -> InstanceStatus:
