@@ -191,22 +191,8 @@ class EventBus:
                     for k, v in images.items()
                 },
             }
-        if before is None or (before["state"], before["state_message"]) != (
-            service.get("state"),
-            service.get("state_message"),
-        ):
-            self.publish(
-                "service",
-                {
-                    "id": service_id,
-                    "name": service.get("service_name"),
-                    "state": service.get("state"),
-                    "state_message": service.get("state_message"),
-                    "owner_id": next(
-                        (i.get("owner_id") for i in images.values() if i.get("owner_id")), None
-                    ),
-                },
-            )
+        # Images first: a listener that sees the service turn RUNNING has already seen
+        # the image states that made it so (one write carries both since issue 12).
         old_images = before["images"] if before else {}
         for image_id, image in images.items():
             now = (image.get("state"), image.get("node"), image.get("state_message"))
@@ -223,6 +209,22 @@ class EventBus:
                         "state_message": image.get("state_message"),
                     },
                 )
+        if before is None or (before["state"], before["state_message"]) != (
+            service.get("state"),
+            service.get("state_message"),
+        ):
+            self.publish(
+                "service",
+                {
+                    "id": service_id,
+                    "name": service.get("service_name"),
+                    "state": service.get("state"),
+                    "state_message": service.get("state_message"),
+                    "owner_id": next(
+                        (i.get("owner_id") for i in images.values() if i.get("owner_id")), None
+                    ),
+                },
+            )
 
     def service_removed(self, service_id: str) -> None:
         with self._lock:

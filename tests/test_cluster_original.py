@@ -110,8 +110,17 @@ def test_placement_status_and_terminate_on_an_original_node(cell: Cell) -> None:
     assert set(instance_ids) == set(peer.deployed)  # the container ids it answered
     assert "invalid capability reply" not in a.log()
 
-    # status: the original's status replier died on the first request; the images
-    # stay as they were (running, state unknown) instead of failing
+    # status: the watcher asks (a deployment takes the node's deploy answer as its start,
+    # without a status round trip); the original's status replier dies on the first
+    # request, and the images stay as they were (running, state unknown), never failed
+    service = wait_for(
+        lambda: (
+            (s := a.service(service_id))
+            and all("state unknown" in i["state_message"] for i in s["images"])
+            and s
+        ),
+        what="the watcher's status request answered as 'state unknown'",
+    )
     for image in service["images"]:
         assert image["state"] == "RUNNING"
         assert "state unknown" in image["state_message"], image

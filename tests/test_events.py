@@ -121,7 +121,7 @@ def test_only_real_changes_become_events_and_a_slow_subscriber_is_dropped() -> N
     kinds = []
     while (event := sub.get(0.01)) is not None:
         kinds.append(event.kind)
-    assert kinds == ["service", "image"]
+    assert kinds == ["image", "service"]  # images first, then the service they make
     bus.subscribe()
     with pytest.raises(Busy, match="already open"):
         bus.subscribe()
