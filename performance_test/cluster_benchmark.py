@@ -202,6 +202,17 @@ def placement(
     }
 
 
+def stop_all(nodes: list[MoteyNode]) -> None:
+    """Stop every node by its PID, 8 at a time; one that will not stop does not stop the rest."""
+
+    def stop(node: MoteyNode) -> None:
+        with contextlib.suppress(AssertionError):
+            node.stop(timeout=30)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(stop, nodes))
+
+
 def shutdown(nodes: list[MoteyNode]) -> list[float]:
     times = []
     for node in nodes:
@@ -267,13 +278,7 @@ def run_cell(n: int, workdir: Path, client: docker.DockerClient, args: argparse.
         nodes = nodes[: -args.stops]
         nodes.append(joiner)
     finally:
-
-        def stop(node: MoteyNode) -> None:
-            with contextlib.suppress(AssertionError):
-                node.stop(timeout=30)
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(stop, nodes))
+        stop_all(nodes)
         remove_containers(client, nodes)
         broker.stop()
     return result
@@ -458,13 +463,7 @@ def run_placement_cell(
         result["bulk"] = bulk_placement(nodes[0], nodes[1:6], args.images, 1200)
         result["memory_loaded"] = memory_gib()
     finally:
-
-        def stop(node: MoteyNode) -> None:
-            with contextlib.suppress(AssertionError):
-                node.stop(timeout=30)
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(stop, nodes))
+        stop_all(nodes)
         for node in nodes:
             if node.node_id:
                 remove_labelled(client, f"motey.node_id={node.node_id}")

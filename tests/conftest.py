@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,13 @@ from typing import Any
 import docker
 import pytest
 
+from motey.capabilityengine.capability_engine import CapabilityEngine
+from motey.models.node import NodeLifecycle
+from motey.node.identity import NodeIdentity
+from motey.orchestrator.executor import ImageExecutor
+from motey.repositories.base import Database
+from motey.repositories.capability_repository import CapabilityRepository
+from motey.val.manager import VALManager
 from tests.helpers import TEST_IMAGE, Mosquitto, MoteyNode
 
 
@@ -94,3 +102,21 @@ def no_thread_leaks() -> Iterator[None]:
             return
         deadline.wait(0.1)
     pytest.fail(f"threads leaked: {[t.name for t in leaked]}")
+
+
+@pytest.fixture
+def executor_parts(
+    tmp_path: Path,
+) -> Iterator[tuple[ImageExecutor, CapabilityEngine, NodeIdentity]]:
+    """An ImageExecutor of real parts (identity, capability engine on TinyDB, a VAL manager
+    without plugins), with the engine and identity it answers from."""
+    database = Database(tmp_path / "capabilities.json").open()
+    engine = CapabilityEngine(CapabilityRepository(database), static_capabilities=["zigbee"])
+    engine.start()
+    identity = NodeIdentity(str(uuid.uuid4()), "unit", "127.0.0.1", {})
+    identity.set_lifecycle(NodeLifecycle.OPERATE)
+    val = VALManager(discover=dict, settings={}, node_id=identity.id)
+    val.start()
+    yield ImageExecutor(identity, val, engine), engine, identity
+    val.stop()
+    database.close()

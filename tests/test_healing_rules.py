@@ -265,4 +265,3 @@ def test_the_deploy_request_carries_what_the_node_needs_after_a_cut() -> None:
     )
     back = proto.decode_deploy_request(proto.encode_deploy_request(image))
     assert (back.owner_id, back.owner_ip, back.on_disconnect) == ("o1", "10.0.0.7", "stop")
-

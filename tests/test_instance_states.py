@@ -272,17 +272,10 @@ def test_node_status_answer_shows_a_killed_container(
 
 
 @pytest.fixture
-def executor(tmp_path: Path) -> Iterator[tuple[ImageExecutor, CapabilityEngine, NodeIdentity]]:
-    database = Database(tmp_path / "capabilities.json").open()
-    engine = CapabilityEngine(CapabilityRepository(database), static_capabilities=["zigbee"])
-    engine.start()
-    identity = NodeIdentity(str(uuid.uuid4()), "unit", "127.0.0.1", {})
-    identity.set_lifecycle(NodeLifecycle.OPERATE)
-    val = VALManager(discover=dict, settings={}, node_id=identity.id)
-    val.start()
-    yield ImageExecutor(identity, val, engine), engine, identity
-    val.stop()
-    database.close()
+def executor(
+    executor_parts: tuple[ImageExecutor, CapabilityEngine, NodeIdentity],
+) -> tuple[ImageExecutor, CapabilityEngine, NodeIdentity]:
+    return executor_parts
 
 
 def test_capability_reply_kept_until_the_capabilities_or_lifecycle_change(

@@ -10,23 +10,16 @@ from __future__ import annotations
 import json
 import socket
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
 
-from motey.capabilityengine.capability_engine import CapabilityEngine
 from motey.communication.protocol.node_requests import RequestKind
 from motey.communication.zeromq_server import FAST_WAIT_MS, NodeRequestHandler, ZeroMQServer
 from motey.errors import ConfigError
-from motey.models.node import NodeLifecycle
-from motey.node.identity import NodeIdentity
 from motey.orchestrator.executor import ImageExecutor
-from motey.repositories.base import Database
-from motey.repositories.capability_repository import CapabilityRepository
-from motey.val.manager import VALManager
 from tests.helpers import next_loopback
 
 
@@ -38,17 +31,8 @@ def ctx() -> Iterator[zmq.Context]:
 
 
 @pytest.fixture
-def executor(tmp_path: Path) -> Iterator[ImageExecutor]:
-    database = Database(tmp_path / "capabilities.json").open()
-    engine = CapabilityEngine(CapabilityRepository(database), static_capabilities=["zigbee"])
-    engine.start()
-    identity = NodeIdentity(str(uuid.uuid4()), "unit", "127.0.0.1", {})
-    identity.set_lifecycle(NodeLifecycle.OPERATE)
-    val = VALManager(discover=dict, settings={}, node_id=identity.id)
-    val.start()
-    yield ImageExecutor(identity, val, engine)
-    val.stop()
-    database.close()
+def executor(executor_parts: tuple[ImageExecutor, Any, Any]) -> ImageExecutor:
+    return executor_parts[0]
 
 
 def ports(ip: str) -> dict[str, int]:
