@@ -154,6 +154,32 @@ def test_nothing_is_kept_while_the_stream_is_down_and_it_comes_back(
     assert engine.asked == 4
 
 
+def test_a_stream_that_ends_at_once_is_reopened_with_backoff_not_in_a_busy_loop() -> None:
+    """An engine that closes every event stream as soon as it is opened (a daemon going
+    down) must not be asked again thousands of times a second."""
+
+    class ClosingEngine(EventfulEngine):
+        def events(self) -> _Stream:
+            stream = super().events()
+            stream.close()  # ends before its first event
+            return stream
+
+    val = VALManager(discover=lambda: {"fake": ClosingEngine}, settings={}, node_id="n")
+    val.start()
+    engine = val.plugin("fake")
+    assert isinstance(engine, ClosingEngine)
+    states = InstanceStates(val)
+    states.start()
+    try:
+        time.sleep(1.0)
+        # backoff 0.05, 0.1, 0.2, 0.4 s ...: a handful of streams in a second, not thousands
+        assert 2 <= len(engine.streams) <= 8, len(engine.streams)
+        assert not states.live("fake")
+    finally:
+        states.stop()
+        val.stop()
+
+
 def test_container_ids_are_never_kept(fake: tuple[EventfulEngine, InstanceStates]) -> None:
     """An original Motey asks by container id, which no event names: always asked."""
     engine, states = fake

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from typing import Any
 
 import logbook
@@ -38,6 +39,9 @@ _CONTAINER_ID = re.compile(r"^[0-9a-f]{10,64}$")
 #: Seconds between reconnection attempts, doubling from the first to the last.
 RETRY_FIRST = 0.05
 RETRY_MAX = 2.0
+#: A stream that ends sooner than this after it opened counts as a failure (backoff), so
+#: an engine that closes every stream at once is not asked again in a busy loop.
+SHORT_STREAM = 1.0
 
 
 class _EngineStates:
@@ -210,10 +214,17 @@ class InstanceStates:
             states.connected()
             if failures:
                 log.info("{} events back after {} failed attempt(s)", engine, failures)
-            delay, failures = RETRY_FIRST, 0
+            failures = 0
+            opened = time.monotonic()
             self._follow(engine, stream, states)
-            if not self._stop.is_set():
-                log.info("{} event stream ended; reconnecting", engine)
+            if self._stop.is_set():
+                return
+            log.info("{} event stream ended; reconnecting", engine)
+            if time.monotonic() - opened >= SHORT_STREAM:
+                delay = RETRY_FIRST
+            else:  # ended at once: back off as after a failed attempt
+                self._stop.wait(delay)
+                delay = min(delay * 2, RETRY_MAX)
 
     def _follow(self, engine: str, stream: InstanceEvents, states: _EngineStates) -> None:
         try:
