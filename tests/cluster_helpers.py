@@ -348,21 +348,22 @@ def start_zigbee_cell(
     mqtt_address: tuple[str, int],
     devices: dict[str, Any],
     a_extra: dict[str, dict[str, Any]] | None = None,
+    c_extra: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Nodes a (no device rule), b and c (``/ttyUSB*=zigbee`` in their own folder of
-    ``devices``), each seeing the other two: the cell of the follow-the-hardware tests."""
+    ``devices``), each seeing the other two: the cell of the follow-the-hardware tests.
+    ``a_extra`` and ``c_extra`` are more configuration sections for a and c."""
     nodes = {"a": node_factory(name="cell-a", mqtt=mqtt_address, extra=a_extra)}
     for name in ("b", "c"):
-        nodes[name] = node_factory(
-            name=f"cell-{name}",
-            mqtt=mqtt_address,
-            extra={
-                "NODE": {
-                    "device_rules": f"{devices[name]}/ttyUSB*=zigbee",
-                    "device_poll_interval": 0.3,
-                }
-            },
-        )
+        extra: dict[str, dict[str, Any]] = {
+            "NODE": {
+                "device_rules": f"{devices[name]}/ttyUSB*=zigbee",
+                "device_poll_interval": 0.3,
+            }
+        }
+        if name == "c":
+            extra.update(c_extra or {})
+        nodes[name] = node_factory(name=f"cell-{name}", mqtt=mqtt_address, extra=extra)
     for node in nodes.values():
         others = {n.ip for n in nodes.values() if n is not node}
         wait_nodes(node, lambda seen, o=others: o <= set(seen), what=f"{node.name} sees the cell")

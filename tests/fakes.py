@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from motey.capabilityengine.capability_engine import CapabilityEngine
-from motey.errors import CommunicationError, ImageUnavailable, NodeNotOperational, PeerSilent
+from motey.errors import (
+    CommunicationError,
+    ImageUnavailable,
+    NodeNotOperational,
+    PeerSilent,
+    PolicyError,
+)
 from motey.models.image import Image, ImageState
 from motey.models.node import Node, NodeLifecycle, NodeReachability
 from motey.node.identity import NodeIdentity
@@ -140,6 +146,10 @@ class FakePeer:
     requests: int = 0
     #: What this peer answers as an owner to a claims request: (asker, ids) -> (keep, stop)
     claims: Any = None
+    #: Its ``[POLICY]`` refuses every image with this key (as a peer's deploy reply does)
+    refuses: str | None = None
+    #: It leaves OPERATE when a deployment arrives (after answering the placement survey)
+    leaves_on_deploy: bool = False
 
     def as_node(self) -> Node:
         return Node(
@@ -202,8 +212,16 @@ class FakeRemote:
 
     def deploy_image(self, node: Node, image: Image) -> str:
         peer = self._call(node)
+        if peer.leaves_on_deploy:
+            peer.lifecycle = "DECOMMISSION"
         if peer.lifecycle != "OPERATE":
             raise NodeNotOperational(f"node {peer.ip} is in {peer.lifecycle}")
+        if peer.refuses:
+            raise PolicyError(
+                f"image.parameters: refused by the blueprint policy of node {peer.ip} "
+                f"([POLICY] {peer.refuses})",
+                field="image.parameters",
+            )
         return peer.engine.instantiate(image, {LABEL_IMAGE_ID: image.id})
 
     def image_status(self, node: Node, image: Image) -> InstanceStatus:
@@ -231,6 +249,7 @@ class Rig:
     nodes: NodeRepository
     capabilities: CapabilityEngine
     databases: list[Database]
+    placement: Placement
 
     def add_peer(self, peer: FakePeer) -> FakePeer:
         self.remote.add(peer)
@@ -294,7 +313,7 @@ def build(
         subscribe_capabilities=caps.subscribe,
         **orchestrator_options,
     )
-    rig = Rig(orchestrator, engine, remote, identity, nodes, caps, databases)
+    rig = Rig(orchestrator, engine, remote, identity, nodes, caps, databases, placement)
     if start:
         orchestrator.start()
         identity.set_lifecycle(NodeLifecycle.OPERATE)

@@ -127,6 +127,8 @@ def test_stop_during_a_deployment_pauses_it_and_it_resumes(tmp_path: Path) -> No
     """core.py set DECOMMISSION first; the next image failed and ERROR was final."""
     rig = build(tmp_path / "a")
     rig.engine.start_delay = 0.3
+    # this node's own lifecycle refusal means it is stopping: not a reason to go elsewhere
+    peer = rig.add_peer(FakePeer("127.9.0.2"))
     service = rig.orchestrator.submit_blueprint(blueprint(*[{"name": f"i{n}"} for n in range(6)]))
     time.sleep(0.1)  # the first images are starting
     rig.identity.set_lifecycle(NodeLifecycle.DECOMMISSION, "shutting down")
@@ -137,6 +139,7 @@ def test_stop_during_a_deployment_pauses_it_and_it_resumes(tmp_path: Path) -> No
     assert paused.state is ServiceState.INSTANTIATING, paused.state_message
     assert "paused" in paused.history[-1]["message"]
     assert all(h["state"] != "ERROR" for h in paused.history)
+    assert peer.engine.running() == set() and peer.requests == 0
     # a restart resumes the job once the node operates
     rig.identity.set_lifecycle(NodeLifecycle.COMMISSION)
     rig.engine.start_delay = 0.0
@@ -247,6 +250,54 @@ def test_image_errors_still_fail_at_once(rig: Rig) -> None:
     with pytest.raises(MoteyError) as caught:
         rig.orchestrator.submit_blueprint(blueprint({"name": "nope"}))
     assert caught.value.field == "images[0].name"
+
+
+# -- a node that declines an image ------------------------------------------------------
+
+
+def test_a_peer_whose_policy_refuses_is_skipped_for_the_next_that_qualifies(rig: Rig) -> None:
+    """Placement asks whether a node can run an image, not whether its policy lets it:
+    the first peer that refused used to end the whole service in ERROR."""
+    strict = rig.add_peer(FakePeer("127.9.0.2", capabilities=["zigbee"], refuses="allow_devices"))
+    open_ = rig.add_peer(FakePeer("127.9.0.3", capabilities=["zigbee"], load=0.9))
+    service = rig.orchestrator.submit_blueprint(
+        blueprint({"name": "z", "capabilities": ["zigbee"]})
+    )
+    running = wait_state(rig, service.id, "RUNNING")
+    assert running.images[0].node == open_.ip
+    assert open_.engine.running() == {running.images[0].id}
+    assert strict.engine.running() == set()
+    refusal = [h["message"] for h in running.history if "refused by node" in h["message"]]
+    assert len(refusal) == 1 and "allow_devices" in refusal[0] and open_.ip in refusal[0]
+    assert rig.placement.reservations.count(strict.id) == 0  # none left held
+    assert rig.placement.reservations.count(open_.id) == 0
+
+
+def test_when_every_fitting_node_refuses_the_service_fails_naming_each(rig: Rig) -> None:
+    rig.add_peer(FakePeer("127.9.0.2", capabilities=["zigbee"], refuses="allow_devices"))
+    rig.add_peer(FakePeer("127.9.0.3", capabilities=["zigbee"], refuses="allowed_bind_paths"))
+    rig.add_peer(FakePeer("127.9.0.4", capabilities=["camera"]))  # fits nothing: not tried
+    service = rig.orchestrator.submit_blueprint(
+        blueprint({"name": "plain"}, {"name": "z", "capabilities": ["zigbee"]})
+    )
+    failed = wait_state(rig, service.id, "ERROR")
+    assert "allow_devices" in failed.state_message
+    assert "allowed_bind_paths" in failed.state_message
+    assert "no other node takes it" in failed.state_message
+    assert rig.remote.peers["127.9.0.4"].engine.running() == set()
+    assert rig.engine.running() == set()  # the local image was rolled back
+    assert failed.images[1].state is ImageState.ERROR
+
+
+def test_a_peer_that_leaves_operate_after_the_survey_is_skipped(rig: Rig) -> None:
+    leaving = rig.add_peer(FakePeer("127.9.0.2", capabilities=["zigbee"], leaves_on_deploy=True))
+    staying = rig.add_peer(FakePeer("127.9.0.3", capabilities=["zigbee"], load=0.9))
+    service = rig.orchestrator.submit_blueprint(
+        blueprint({"name": "z", "capabilities": ["zigbee"]})
+    )
+    running = wait_state(rig, service.id, "RUNNING")
+    assert running.images[0].node == staying.ip
+    assert leaving.engine.running() == set()
 
 
 # -- step 6: peers that do not answer ---------------------------------------------------

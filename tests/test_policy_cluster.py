@@ -1,5 +1,6 @@
-"""The node that runs an image decides: a peer's policy refuses what the owner allowed,
-and a moved image is granted the device path of the node it moved to."""
+"""The node that runs an image decides: a peer's policy refuses what the owner allowed
+(and the image goes to the next node whose policy allows it), and a moved image is
+granted the device path of the node it moved to."""
 
 from __future__ import annotations
 
@@ -31,6 +32,28 @@ def cell(tmp_path: Path, node_factory: Any, mosquitto: Any) -> Iterator[dict[str
     yield {"nodes": nodes, "devices": devices, "data": data}
 
 
+@pytest.fixture
+def mixed_cell(tmp_path: Path, node_factory: Any, mosquitto: Any) -> Iterator[dict[str, Any]]:
+    """a and c allow binds of ``data``, b does not; b and c both have a dongle."""
+    mqtt = (mosquitto.ip, mosquitto.port)
+    data = tmp_path / "data"
+    data.mkdir()
+    devices = {name: tmp_path / f"dev-{name}" for name in ("b", "c")}
+    for folder in devices.values():
+        folder.mkdir()
+        make_char_device(folder / "ttyUSB0")
+    allow = {"POLICY": {"allowed_bind_paths": str(data)}}
+    nodes = start_zigbee_cell(node_factory, mqtt, devices, allow, c_extra=allow)
+    for name in ("b", "c"):
+        wait_for(
+            lambda n=nodes[name]: any(
+                e["capability"] == "zigbee" for e in n.get("/v1/capabilities").json()
+            ),
+            what=f"{name} to detect its dongle",
+        )
+    yield {"nodes": nodes, "data": data}
+
+
 def blueprint(extra: str = "") -> str:
     return (
         f"service_name: {unique_name('pol')}\nimages:\n  - name: {TEST_IMAGE}\n"
@@ -58,6 +81,31 @@ def test_peer_refuses_a_bind_its_policy_forbids_though_the_owner_allows_it(
         all=True, filters={"label": f"motey.node_id={b.node_id}"}
     )
     assert "Traceback" not in b.log()
+
+
+def test_an_image_a_peers_policy_refuses_goes_to_the_next_peer_that_allows_it(
+    mixed_cell: dict[str, Any], docker_client: docker.DockerClient
+) -> None:
+    """Both b and c have the dongle; only c's policy allows the bind. The first service
+    goes to one of them; the second is offered to b first (it runs fewer images) unless
+    b already refused the first. Either way b refuses and both run on c."""
+    a, b, c = (mixed_cell["nodes"][k] for k in "abc")
+    bind = f"      volumes: ['{mixed_cell['data']}:/data']\n"
+    services = []
+    for _ in range(2):
+        r = a.post_yaml(blueprint(bind))
+        assert r.status_code == 201, r.text
+        services.append(a.wait_service_state(r.json()["id"], "RUNNING", timeout=30))
+    assert [s["images"][0]["node"] for s in services] == [c.ip, c.ip]
+    refusals = [
+        h["message"] for s in services for h in s["history"] if "refused by node" in h["message"]
+    ]
+    assert refusals and all("cell-b" in m and "allowed_bind_paths" in m for m in refusals)
+    assert all(f"placed on {c.ip} instead" in m for m in refusals)
+    assert not docker_client.containers.list(
+        all=True, filters={"label": f"motey.node_id={b.node_id}"}
+    )
+    assert "Traceback" not in a.log() + b.log()
 
 
 def test_moved_image_is_granted_the_new_nodes_device(

@@ -4,8 +4,11 @@ Rules, in the order they apply:
 
 * An image no node can run **waits** (``awaiting_placement``, service INSTANTIATING,
   a message saying what it waits for); the watcher places it once a node qualifies.
-* Any other failure (engine, parameters, image, a node that refused) rolls the whole
-  service back: what was started is removed and the service is ERROR with the reason.
+* A node that declines an image (its ``[POLICY]`` refuses it, or a peer left OPERATE
+  since placement asked it) is skipped: the image goes to the next node that qualifies.
+* Any other failure (engine, parameters, image, every fitting node declined) rolls the
+  whole service back: what was started is removed and the service is ERROR with the
+  reason.
 * A failure while this node is stopping is no failure: the job **pauses** (nothing is
   rolled back, the service stays INSTANTIATING) and resumes after the restart.
 """
@@ -17,9 +20,9 @@ from collections.abc import Callable
 
 import logbook
 
-from motey.errors import MoteyError
+from motey.errors import MoteyError, NodeNotOperational, PolicyError
 from motey.models.image import Image, ImageState
-from motey.models.node import NodeLifecycle
+from motey.models.node import Node, NodeLifecycle
 from motey.models.service import Service, ServiceState
 from motey.node.identity import NodeIdentity
 from motey.orchestrator.book import ServiceBook
@@ -28,6 +31,10 @@ from motey.orchestrator.jobs import JobRunner
 from motey.orchestrator.placement import Placement, PlacementError
 
 log = logbook.Logger(__name__)
+
+#: Refusals after which an image is not offered to yet another node: each one costs a
+#: survey of the peers, and a cell whose nodes all refuse should fail in seconds.
+MAX_REFUSALS = 5
 
 #: What a paused image says until the job resumes.
 PAUSED = "paused: this node is stopping; the deployment resumes after its restart"
@@ -154,15 +161,90 @@ class DeployStep:
         image.state_message = ""
         if persist:
             self._book.save(service)
-        log.info("deploying image {} ({}) on node {}", image.id, image.name, node.ip)
-        try:
-            image.instance_id = self._gateway.deploy(node, image)
-        finally:
+        refused: set[str] = set()
+        refusals: list[str] = []
+        while True:
+            log.info("deploying image {} ({}) on node {}", image.id, image.name, node.ip)
+            try:
+                instance_id = self._gateway.deploy(node, image)
+            except MoteyError as exc:
+                self._placement.release(node)
+                if not self._refusal(node, exc):
+                    raise
+                refused.update(key for key in (node.id, node.ip) if key)
+                refusals.append(exc.message)
+                node = self._place_elsewhere(service, image, node, refused, refusals, exc)
+                continue
+            except BaseException:
+                self._placement.release(node)
+                raise
             self._placement.release(node)  # the peer now counts it itself
+            break
+        image.instance_id = instance_id
         image.state = ImageState.RUNNING
         image.state_message = ""
         if persist:
             self._book.save(service)
+
+    def _refusal(self, node: Node, error: MoteyError) -> bool:
+        """Whether ``error`` is ``node`` declining the image, so another node may take it.
+
+        A policy refusal, or a peer that left OPERATE since it was asked. This node's
+        own lifecycle refusal is not one: it means this node is stopping, and the job
+        pauses instead (:meth:`pause`).
+        """
+        if self.shutting_down():
+            return False
+        if isinstance(error, PolicyError):
+            return True
+        return isinstance(error, NodeNotOperational) and not self._gateway.is_local(node)
+
+    def _place_elsewhere(
+        self,
+        service: Service,
+        image: Image,
+        refused_by: Node,
+        refused: set[str],
+        refusals: list[str],
+        error: MoteyError,
+    ) -> Node:
+        """The next node for an image that ``refused_by`` would not run; raises if none.
+
+        Placement asks whether a node *can* run an image (capabilities, lifecycle), not
+        whether its ``[POLICY]`` *lets* it: policies may differ between nodes, and only
+        the node that runs an image decides. A refusal is therefore an answer about that
+        node alone - the image goes to the next node that qualifies, never back to one
+        that refused it, and fails only when every fitting node has refused (or after
+        :data:`MAX_REFUSALS`, each refusal having cost a survey of the peers).
+        """
+        log.warning(
+            "service {}: image {} refused by node {}: {}",
+            service.id,
+            image.id,
+            refused_by.ip,
+            error.message,
+        )
+        if len(refusals) >= MAX_REFUSALS:
+            raise type(error)(
+                f"{'; '.join(refusals)}; not tried further after {len(refusals)} refusals",
+                field=error.field,
+                details={"refusals": refusals},
+            )
+        try:
+            target = self._placement.place(image, exclude=refused)
+        except PlacementError as none:
+            raise type(error)(
+                f"{'; '.join(refusals)}; no other node takes it ({none.reason or none.message})",
+                field=error.field,
+                details={"refusals": refusals},
+            ) from None
+        image.node, image.node_id = target.ip, target.id
+        self._book.record(
+            service,
+            f"image {image.name!r} refused by node {refused_by.name or refused_by.ip} "
+            f"({error.message}); placed on {target.ip} instead",
+        )
+        return target
 
     def _rollback(self, service: Service, reason: str) -> None:
         """Remove whatever a failed deployment started (side by side), then mark ERROR."""
