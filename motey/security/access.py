@@ -283,16 +283,20 @@ class AccessControl:
             return OPEN_PRINCIPAL if needed is not None else None
         if needed is None:
             return None
-        wait = self.limiter.retry_after(address)
-        if wait > 0:
-            raise AccessDenied(
-                429,
-                "too many failed attempts from this address; try again later",
-                retry_after=max(1, int(wait + 0.999)),
-            )
         token = _bearer(authorization)
         principal = self.store.authenticate(token) if token else None
         if principal is None:
+            # The brake refuses guesses, not holders: a good token passes even from a
+            # braked address (a dashboard with a revoked token polling from the same host
+            # must not lock the operator's CLI out). Tokens are 256 random bits, so a
+            # guess that passes is not what the brake is for (see docs/security.md).
+            wait = self.limiter.retry_after(address)
+            if wait > 0:
+                raise AccessDenied(
+                    429,
+                    "too many failed attempts from this address; try again later",
+                    retry_after=max(1, int(wait + 0.999)),
+                )
             if token:
                 # Only a presented token is a guess; a page that has not logged in yet
                 # (no or an empty header) is not brought closer to the limit.
