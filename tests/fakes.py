@@ -285,17 +285,15 @@ def build(
 ) -> Rig:
     """A running orchestrator on a fake engine, its node in OPERATE."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    databases = [
-        Database(tmp_path / f"{name}.json").open() for name in ("services", "nodes", "caps")
-    ]
+    databases = [Database(tmp_path / f"{name}.json").open() for name in ("services", "caps")]
     services = ServiceRepository(databases[0])
-    nodes = NodeRepository(databases[1])
+    nodes = NodeRepository()
     identity = NodeIdentity(uuid.uuid4().hex, "local", "127.0.0.1", {})
     val = VALManager(lambda: {"fake": FakeEngine}, settings={}, node_id=identity.id)
     val.start()
     engine = val.plugin("fake")
     assert isinstance(engine, FakeEngine)
-    caps = CapabilityEngine(CapabilityRepository(databases[2]), capabilities or [])
+    caps = CapabilityEngine(CapabilityRepository(databases[1]), capabilities or [])
     executor = ImageExecutor(identity, val, caps)
     remote = FakeRemote(timeout=request_timeout)
     health = PeerHealth(nodes, max_failures=peer_max_failures, grace=peer_grace)

@@ -18,7 +18,6 @@ from motey.communication.mqtt_discovery import MQTTDiscovery
 from motey.communication.protocol import discovery as proto
 from motey.models.node import DEFAULT_PORTS, Node, NodeLifecycle, NodeReachability
 from motey.node.identity import NodeIdentity
-from motey.repositories.base import Database
 from motey.repositories.node_repository import NodeRepository
 from tests.cluster_helpers import RawMQTT, retained_on
 from tests.helpers import Mosquitto, wait_for
@@ -27,10 +26,8 @@ SELF_IP = "127.0.9.1"
 
 
 @pytest.fixture
-def repository(tmp_path: Path) -> Iterator[NodeRepository]:
-    database = Database(str(tmp_path / "nodes.json")).open()
-    yield NodeRepository(database)
-    database.close()
+def repository() -> NodeRepository:
+    return NodeRepository()
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ def test_failed_write_leaves_previous_content(tmp_path: Path, monkeypatch) -> No
 
 
 def test_nodes_and_capabilities(tmp_path: Path) -> None:
-    nodes = NodeRepository(Database(tmp_path / "nodes.json").open())
+    nodes = NodeRepository()
     nodes.upsert(Node(ip="127.0.0.2", id="b"))
     nodes.upsert(Node(ip="127.0.0.1", id="a", state=NodeReachability.UNREACHABLE))
     assert [n.ip for n in nodes.all()] == ["127.0.0.1", "127.0.0.2"]

@@ -75,6 +75,9 @@ def test_kill_9_restart_keeps_services_without_duplicates(node: MoteyNode, docke
     assert after == set(survivor_ids) | {foreign.id}, "no duplicates, no restarts, orphan gone"
     assert node.service(doomed)["state"] == "TERMINATED"
     foreign.remove(force=True)
+    # what a restart needs is on disk; the node list (soft state) never is
+    stored = {p.name for p in (node.dir / "db").iterdir()}
+    assert {"services.json", "capabilities.json"} <= stored and "nodes.json" not in stored
 
 
 def test_container_lost_while_node_was_down_shows_error(node: MoteyNode, docker_client) -> None:

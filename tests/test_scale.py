@@ -98,16 +98,14 @@ def test_reservations_count_until_released_or_expired() -> None:
 
 
 # -- repositories ------------------------------------------------------------------------
-def test_the_node_list_never_touches_its_file_and_a_refresh_is_no_event(tmp_path: Path) -> None:
-    """Before: every presence rewrote and fsynced all of nodes.json."""
-    database = Database(tmp_path / "nodes.json").open()
-    before = (tmp_path / "nodes.json").read_bytes()
-    nodes = NodeRepository(database)
+def test_the_node_list_lives_in_memory_and_a_refresh_is_no_event() -> None:
+    """Before: every presence rewrote and fsynced all of nodes.json (a node no longer has
+    that file: tests/test_restart_recovery.py)."""
+    nodes = NodeRepository()
     events: list[dict[str, Any]] = []
     nodes.subscribe(events.append)
     for i in range(100):
         nodes.upsert(Node(ip=f"127.0.5.{i}", id=f"n{i}", version="1"))
-    assert (tmp_path / "nodes.json").read_bytes() == before
     assert len(events) == 100
     assert nodes.touch("127.0.5.7", 123.0, 0.5, 3)
     assert len(events) == 100, "a periodic presence is no event"
@@ -117,7 +115,6 @@ def test_the_node_list_never_touches_its_file_and_a_refresh_is_no_event(tmp_path
     nodes.remove("127.0.5.7")
     moved = nodes.get_by_id("n7")
     assert moved is not None and moved.ip == "127.0.6.7"
-    database.close()
 
 
 def test_services_are_read_from_memory_and_survive_a_restart(

@@ -106,12 +106,11 @@ class ApplicationContainer(containers.DeclarativeContainer):
     services_db = providers.Resource(
         _open_database, config.DATABASE.path, "services.json", logging, owner=NODE_ID_FILE
     )
-    nodes_db = providers.Resource(_open_database, config.DATABASE.path, "nodes.json", logging)
     capabilities_db = providers.Resource(
         _open_database, config.DATABASE.path, "capabilities.json", logging
     )
     service_repository = providers.Singleton(ServiceRepository, services_db)
-    node_repository = providers.Singleton(NodeRepository, nodes_db)
+    node_repository = providers.Singleton(NodeRepository)
     capability_repository = providers.Singleton(CapabilityRepository, capabilities_db)
 
     # -- this node -----------------------------------------------------------------
@@ -370,6 +369,6 @@ def shutdown_resources(container: ApplicationContainer, drained: bool) -> None:
     if drained:
         container.shutdown_resources()
         return
-    for resource in (container.services_db, container.nodes_db, container.capabilities_db):
+    for resource in (container.services_db, container.capabilities_db):
         resource.shutdown()
     container.logging.shutdown()

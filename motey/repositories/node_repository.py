@@ -15,16 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from motey.models.node import Node
-from motey.repositories.base import Database
 
 
 class NodeRepository:
     """Nodes keyed by IP address (the original's identity of a node), in memory."""
 
-    def __init__(self, database: Database | None = None) -> None:
-        """``database`` is accepted for the DI wiring of older configurations and never
-        written: the node list is rebuilt from the broker's retained presences."""
-        del database
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_ip: dict[str, dict[str, Any]] = {}
         self._ip_by_id: dict[str, str] = {}
