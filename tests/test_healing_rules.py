@@ -55,6 +55,30 @@ def test_an_unreachable_node_loses_its_images_after_reschedule_after(tmp_path: P
         rig.close()
 
 
+def test_a_moved_image_skips_a_target_that_refuses_and_never_returns_to_the_old_node(
+    tmp_path: Path,
+) -> None:
+    rig = build(tmp_path, request_timeout=0.05, reschedule_after=0.05)
+    try:
+        sid, dead, spare = placed_on(rig, "127.9.0.2")
+        spare.refuses = "allowed_images"  # the least busy target declines it
+        third = rig.add_peer(FakePeer("127.9.0.10", capabilities=["zigbee"], load=0.9))
+        cut(rig, dead)
+        rig.orchestrator.watch_once()
+        time.sleep(0.1)
+        rig.orchestrator.watch_once()
+        moved = rig.orchestrator.get_service(sid)
+        assert moved.state is ServiceState.RUNNING, moved.state_message
+        assert moved.images[0].node == third.ip
+        assert third.engine.running() == {moved.images[0].id}
+        assert spare.engine.running() == set() and dead.engine.running() == {moved.images[0].id}
+        messages = [h["message"] for h in moved.history]
+        assert any("refused by node" in m and "allowed_images" in m for m in messages)
+        assert any(f"moved from {dead.ip} to {third.ip}" in m for m in messages), messages
+    finally:
+        rig.close()
+
+
 def test_a_dead_broker_alone_moves_nothing(tmp_path: Path) -> None:
     rig = build(tmp_path, request_timeout=0.05, reschedule_after=0.1)
     try:

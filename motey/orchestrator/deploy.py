@@ -147,21 +147,29 @@ class DeployStep:
         log.info("deployment of service {} paused by the node's stop", service.id)
         self._book.record(service, "deployment paused: this node is stopping")
 
-    def start_image(self, service: Service, image: Image, persist: bool = True) -> None:
+    def start_image(
+        self,
+        service: Service,
+        image: Image,
+        persist: bool = True,
+        exclude: set[str] | None = None,
+    ) -> None:
         """Start one placed image where it was placed; it is RUNNING once that returns.
 
         A node answers a deploy with the instance id only after its engine started the
         instance, so no status request follows (it cost a round trip and two engine
         calls per image); an instance that exits later is the watcher's to see.
         ``persist=False`` leaves the writes to the caller (the deploy step writes the
-        service once before and once after all its images).
+        service once before and once after all its images). A node that declines the
+        image is skipped for the next that fits and is not in ``exclude`` (a move's old
+        node); ``image.node`` says where it runs in the end.
         """
         node = self._gateway.node_for(image)
         image.state = ImageState.INSTANTIATING
         image.state_message = ""
         if persist:
             self._book.save(service)
-        refused: set[str] = set()
+        refused: set[str] = set(exclude or ())
         refusals: list[str] = []
         while True:
             log.info("deploying image {} ({}) on node {}", image.id, image.name, node.ip)

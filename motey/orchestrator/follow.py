@@ -9,6 +9,7 @@ node qualifies; ``placement_deadline`` (seconds, none by default) ends the wait 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import logbook
 
@@ -81,7 +82,9 @@ class ImageMover:
             self.stop_copy(service, image)
         else:
             image.node = image.node_id = image.instance_id = None
-        return self._start_on(service, image, target, f"moved from {old} to {target.ip} ({why})")
+        return self._start_on(
+            service, image, target, lambda ip: f"moved from {old} to {ip} ({why})", exclude
+        )
 
     def place_waiting(self, service: Service, image: Image) -> bool:
         """Try to place an image that waits for a node; keeps it waiting if none fits."""
@@ -92,13 +95,22 @@ class ImageMover:
             wait_for_placement(image, exc)
             image.state = state  # INSTANTIATING at deployment, ERROR after a lost capability
             return False
-        return self._start_on(service, image, target, f"placed on {target.ip}")
+        return self._start_on(service, image, target, lambda ip: f"placed on {ip}")
 
-    def _start_on(self, service: Service, image: Image, target: Node, event: str) -> bool:
+    def _start_on(
+        self,
+        service: Service,
+        image: Image,
+        target: Node,
+        event: Callable[[str], str],
+        exclude: set[str] | None = None,
+    ) -> bool:
+        """Start ``image`` on ``target`` (or, if it declines, on the next node that fits
+        and is not in ``exclude``); ``event(ip)`` is the history line once it runs."""
         image.node, image.node_id = target.ip, target.id
         image.awaiting_placement, image.awaiting_since = False, None
         try:
-            self._deploy.start_image(service, image)
+            self._deploy.start_image(service, image, exclude=exclude)
         except MoteyError as exc:
             log.error("could not start image {} on {}: {}", image.id, target.ip, exc.message)
             self.stop_copy(service, image)
@@ -107,7 +119,7 @@ class ImageMover:
             image.state = ImageState.ERROR
             image.state_message = f"waiting: start on {target.ip} failed: {exc.message}"
             return False
-        self._book.record(service, f"image {image.name!r} {event}")
+        self._book.record(service, f"image {image.name!r} {event(image.node or target.ip)}")
         return True
 
     def _past_deadline(self, service: Service, image: Image) -> bool:
