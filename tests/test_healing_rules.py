@@ -55,7 +55,7 @@ def test_an_unreachable_node_loses_its_images_after_reschedule_after(tmp_path: P
         rig.close()
 
 
-def test_a_moved_image_skips_a_target_that_refuses_and_never_returns_to_the_old_node(
+def test_a_moved_image_skips_a_target_that_refuses_it(
     tmp_path: Path,
 ) -> None:
     rig = build(tmp_path, request_timeout=0.05, reschedule_after=0.05)

@@ -4,7 +4,6 @@ granted the device path of the node it moved to."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,42 +15,46 @@ from tests.helpers import TEST_IMAGE, unique_name, wait_for
 from tests.test_device_grants import make_char_device
 
 
-@pytest.fixture
-def cell(tmp_path: Path, node_factory: Any, mosquitto: Any) -> Iterator[dict[str, Any]]:
-    """a: no dongle, allows binds of ``data``; b and c: default policy, own device folder."""
-    mqtt = (mosquitto.ip, mosquitto.port)
+def start_cell(
+    tmp_path: Path, node_factory: Any, mosquitto: Any, dongles: str, c_allows: bool
+) -> dict[str, Any]:
+    """a allows binds of ``data`` (and c when ``c_allows``); a dongle on each of ``dongles``
+    (of b and c, each with its own device folder), detected before this returns."""
     data = tmp_path / "data"
     data.mkdir()
     devices = {name: tmp_path / f"dev-{name}" for name in ("b", "c")}
-    for folder in devices.values():
+    for name, folder in devices.items():
         folder.mkdir()
-    make_char_device(devices["b"] / "ttyUSB0")
-    nodes = start_zigbee_cell(
-        node_factory, mqtt, devices, {"POLICY": {"allowed_bind_paths": str(data)}}
-    )
-    yield {"nodes": nodes, "devices": devices, "data": data}
-
-
-@pytest.fixture
-def mixed_cell(tmp_path: Path, node_factory: Any, mosquitto: Any) -> Iterator[dict[str, Any]]:
-    """a and c allow binds of ``data``, b does not; b and c both have a dongle."""
-    mqtt = (mosquitto.ip, mosquitto.port)
-    data = tmp_path / "data"
-    data.mkdir()
-    devices = {name: tmp_path / f"dev-{name}" for name in ("b", "c")}
-    for folder in devices.values():
-        folder.mkdir()
-        make_char_device(folder / "ttyUSB0")
+        if name in dongles:
+            make_char_device(folder / "ttyUSB0")
     allow = {"POLICY": {"allowed_bind_paths": str(data)}}
-    nodes = start_zigbee_cell(node_factory, mqtt, devices, allow, c_extra=allow)
-    for name in ("b", "c"):
+    nodes = start_zigbee_cell(
+        node_factory,
+        (mosquitto.ip, mosquitto.port),
+        devices,
+        allow,
+        c_extra=allow if c_allows else None,
+    )
+    for name in dongles:
         wait_for(
             lambda n=nodes[name]: any(
                 e["capability"] == "zigbee" for e in n.get("/v1/capabilities").json()
             ),
             what=f"{name} to detect its dongle",
         )
-    yield {"nodes": nodes, "data": data}
+    return {"nodes": nodes, "devices": devices, "data": data}
+
+
+@pytest.fixture
+def cell(tmp_path: Path, node_factory: Any, mosquitto: Any) -> dict[str, Any]:
+    """a: no dongle, allows binds of ``data``; b: a dongle, default policy; c: neither."""
+    return start_cell(tmp_path, node_factory, mosquitto, "b", c_allows=False)
+
+
+@pytest.fixture
+def mixed_cell(tmp_path: Path, node_factory: Any, mosquitto: Any) -> dict[str, Any]:
+    """a and c allow binds of ``data``, b does not; b and c both have a dongle."""
+    return start_cell(tmp_path, node_factory, mosquitto, "bc", c_allows=True)
 
 
 def blueprint(extra: str = "") -> str:
