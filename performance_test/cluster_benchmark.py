@@ -16,6 +16,10 @@ and ``presence_interval`` as given, log level INFO), five of them with the capab
 * **false alarms**: "... marked unreachable" lines of discovery in all node logs;
 * **crash**: the joined node is killed with SIGKILL; the time until every node lists it
   unreachable or not at all (the bound is the broker's 1.5 × keepalive);
+* join and crash are also timed without polling: every node's ``/v1/events`` stream is
+  open around them, and the last node's own event time (``at``, this machine's clock)
+  is compared with the moment of the SIGKILL (``crash_event_s``) or of the joiner's
+  REST API answering (``join_event_s``);
 * **placement**: ``--services`` services of 4 images (each needs ``bench``, which 5
   nodes have) are posted to a node without it, all at once from 8 threads; images per
   second until all are RUNNING, and the spread over the 5 nodes (max / mean);
@@ -104,6 +108,82 @@ def until_all(nodes: list[MoteyNode], seen: Any, timeout: float) -> tuple[float 
     if len(done) < len(nodes):
         return None, len(done)
     return max(done.values()), len(done)
+
+
+class EventStreams:
+    """Every node's ``GET /v1/events``, each read by a thread of its own.
+
+    Polling ``GET /v1/nodes`` bounds a propagation time by the time one polling round
+    takes (1.5 s over HTTPS at 100 nodes). A node's event carries ``at``, the node's own
+    wall clock when it noticed the change (all nodes share this machine's clock), so
+    "the last node noticed it at" is exact however slowly the streams are read. Open
+    only around the action measured: a stream wakes its node 4 times a second.
+    """
+
+    def __init__(self, nodes: list[MoteyNode]) -> None:
+        self._nodes = nodes
+        self._lock = threading.Lock()
+        self._events: dict[str, list[dict[str, Any]]] = {n.ip: [] for n in nodes}
+        self._responses: list[Any] = []
+        self._connected = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> EventStreams:
+        for node in self._nodes:
+            thread = threading.Thread(target=self._read, args=(node,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        for _ in self._nodes:  # every subscription exists before the action
+            if not self._connected.acquire(timeout=60):
+                raise RuntimeError("an event stream did not open within 60 s")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            responses = list(self._responses)
+        for response in responses:
+            with contextlib.suppress(Exception):
+                response.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _read(self, node: MoteyNode) -> None:
+        try:
+            response = node.get("/v1/events", stream=True, timeout=(10, 60))
+            with self._lock:
+                self._responses.append(response)
+            kind = ""
+            for raw in response.iter_lines(decode_unicode=True):
+                line = raw or ""
+                if line == ": connected":
+                    self._connected.release()
+                elif line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "node":
+                    with self._lock:
+                        self._events[node.ip].append(json.loads(line[6:]))
+        except Exception:  # closed by __exit__, or the node went away
+            return
+
+    def last_noticed(
+        self, match: Any, since: float, timeout: float
+    ) -> tuple[float | None, int, float | None]:
+        """Seconds from ``since`` (wall clock) until the last node's first matching node
+        event, how many nodes had one, and the first node's seconds (None: not all)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                firsts = [
+                    next((e["at"] for e in events if match(e)), None)
+                    for events in self._events.values()
+                ]
+            seen = [t for t in firsts if t is not None]
+            if len(seen) == len(firsts) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if len(seen) < len(firsts):
+            return None, len(seen), None
+        return max(seen) - since, len(seen), min(seen) - since
 
 
 def remove_containers(client: docker.DockerClient, nodes: list[MoteyNode]) -> None:
@@ -244,26 +324,59 @@ def run_cell(n: int, workdir: Path, client: docker.DockerClient, args: argparse.
         result["settled_nodes"] = count
 
         joiner = MoteyNode(workdir, name=f"n{n}-join", mqtt=mqtt, extra=extra)
-        joiner.start(wait=False)
-        joiner.wait_ready(timeout=120)
 
-        def sees_joiner(lst: dict[str, dict[str, Any]]) -> bool:
-            entry = lst.get(joiner.ip)
-            return bool(entry and entry["state"] == "REACHABLE" and entry["lifecycle"] == "OPERATE")
+        def operating(event: dict[str, Any]) -> bool:
+            return bool(
+                event.get("ip") == joiner.ip
+                and event.get("state") == "REACHABLE"
+                and event.get("lifecycle") == "OPERATE"
+            )
 
-        result["join_s"], result["join_seen_by"] = until_all(nodes, sees_joiner, 30)
+        with EventStreams(nodes) as streams:
+            joiner.start(wait=False)
+            joiner.wait_ready(timeout=120)
+            ready = time.time()
+
+            def sees_joiner(lst: dict[str, dict[str, Any]]) -> bool:
+                entry = lst.get(joiner.ip)
+                return bool(
+                    entry and entry["state"] == "REACHABLE" and entry["lifecycle"] == "OPERATE"
+                )
+
+            result["join_s"], result["join_seen_by"] = until_all(nodes, sees_joiner, 30)
+            # From the joiner's REST API answering OPERATE (itself found by polling, so
+            # the first peers may be earlier: negative) to the last peer's own event.
+            (
+                result["join_event_s"],
+                result["join_event_seen_by"],
+                result["join_event_first_s"],
+            ) = streams.last_noticed(operating, ready, 30)
 
         result["idle"] = idle(nodes, broker, args.idle)
 
-        joiner.kill()
+        def lost(event: dict[str, Any]) -> bool:
+            return bool(
+                event.get("ip") == joiner.ip
+                and (event.get("removed") or event.get("state") != "REACHABLE")
+            )
 
-        def lost_joiner(lst: dict[str, dict[str, Any]]) -> bool:
-            entry = lst.get(joiner.ip)
-            return bool(lst) and (entry is None or entry["state"] != "REACHABLE")
+        with EventStreams(nodes) as streams:
+            killed = time.time()
+            joiner.kill()
 
-        result["crash_s"], result["crash_seen_by"] = until_all(
-            nodes, lost_joiner, 3 * args.keepalive + 20
-        )
+            def lost_joiner(lst: dict[str, dict[str, Any]]) -> bool:
+                entry = lst.get(joiner.ip)
+                return bool(lst) and (entry is None or entry["state"] != "REACHABLE")
+
+            result["crash_s"], result["crash_seen_by"] = until_all(
+                nodes, lost_joiner, 3 * args.keepalive + 20
+            )
+            # From the SIGKILL to the last node's own event: no polling in it.
+            (
+                result["crash_event_s"],
+                result["crash_event_seen_by"],
+                result["crash_event_first_s"],
+            ) = streams.last_noticed(lost, killed, 3 * args.keepalive + 20)
 
         if args.services:
             result["placement"] = placement(nodes[0], nodes[1:6], args.services, 600)

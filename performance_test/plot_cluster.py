@@ -59,6 +59,8 @@ def table(data: dict[str, dict[int, dict[str, Any]]]) -> str:
         ("images per qualifying node", lambda c: "/".join(map(str, c["placement"]["per_node"]))),
         ("false silent alarms", lambda c: str(c["false_alarms"])),
         ("join seen by (nodes)", lambda c: f"{c['join_seen_by']}/{c['nodes']}"),
+        ("join, last node's own event (s)", lambda c: f"{c['join_event_s']:.3f}"),
+        ("kill -9, last node's own event (s)", lambda c: f"{c['crash_event_s']:.3f}"),
         ("load average after", lambda c: f"{c['load'][0]:.1f}"),
     ]
     for title, render in extra:
