@@ -124,7 +124,7 @@ class EventStreams:
         self._nodes = nodes
         self._lock = threading.Lock()
         self._events: dict[str, list[dict[str, Any]]] = {n.ip: [] for n in nodes}
-        self._responses: list[Any] = []
+        self._stop = threading.Event()
         self._connected = threading.Semaphore(0)
         self._threads: list[threading.Thread] = []
 
@@ -139,21 +139,23 @@ class EventStreams:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            responses = list(self._responses)
-        for response in responses:
-            with contextlib.suppress(Exception):
-                response.close()
+        # Each reader closes its own stream at its next line (a keep-alive comes every
+        # 5 s): closing a response from here blocks until its reader's read returns,
+        # one stream after the other.
+        self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=15)
 
     def _read(self, node: MoteyNode) -> None:
         try:
             response = node.get("/v1/events", stream=True, timeout=(10, 60))
-            with self._lock:
-                self._responses.append(response)
+        except Exception:
+            return
+        try:
             kind = ""
             for raw in response.iter_lines(decode_unicode=True):
+                if self._stop.is_set():
+                    return
                 line = raw or ""
                 if line == ": connected":
                     self._connected.release()
@@ -162,8 +164,10 @@ class EventStreams:
                 elif line.startswith("data: ") and kind == "node":
                     with self._lock:
                         self._events[node.ip].append(json.loads(line[6:]))
-        except Exception:  # closed by __exit__, or the node went away
+        except Exception:  # the node went away
             return
+        finally:
+            response.close()
 
     def last_noticed(
         self, match: Any, since: float, timeout: float
@@ -308,6 +312,7 @@ def run_cell(n: int, workdir: Path, client: docker.DockerClient, args: argparse.
     mqtt = (broker.ip, broker.port)
     extra = node_extra(args)
     nodes: list[MoteyNode] = []
+    joined: list[MoteyNode] = []  # the joiner, stopped with the others however this ends
     result: dict[str, Any] = {"nodes": n}
     try:
         for i in range(n):
@@ -324,6 +329,7 @@ def run_cell(n: int, workdir: Path, client: docker.DockerClient, args: argparse.
         result["settled_nodes"] = count
 
         joiner = MoteyNode(workdir, name=f"n{n}-join", mqtt=mqtt, extra=extra)
+        joined.append(joiner)
 
         def operating(event: dict[str, Any]) -> bool:
             return bool(
@@ -389,10 +395,10 @@ def run_cell(n: int, workdir: Path, client: docker.DockerClient, args: argparse.
         idle_nodes = nodes[-args.stops :]
         result["shutdown_s"] = shutdown(idle_nodes)
         nodes = nodes[: -args.stops]
-        nodes.append(joiner)
     finally:
-        stop_all(nodes)
-        remove_containers(client, nodes)
+        everyone = nodes + joined
+        stop_all(everyone)
+        remove_containers(client, everyone)
         broker.stop()
     return result
 
