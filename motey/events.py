@@ -12,6 +12,7 @@ and dropped; it reconnects and re-reads the current state.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import threading
@@ -40,6 +41,11 @@ class Event:
     at: float = field(default_factory=time.time)
 
 
+#: Put into a subscription's queue to end a waiting :meth:`Subscription.get` at once: a
+#: stream waits for its next event without a timed poll, so a stop must wake it.
+WAKE = Event(0, "wake", {})
+
+
 class Subscription:
     """One listener's queue of events; iterate with :meth:`get`."""
 
@@ -60,9 +66,15 @@ class Subscription:
         if self.closed.is_set():
             return None
         try:
-            return self._queue.get(timeout=timeout)
+            event = self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
+        return None if event is WAKE else event
+
+    def wake(self) -> None:
+        """End a :meth:`get` that waits now (its caller then checks why); thread-safe."""
+        with contextlib.suppress(queue.Full):  # a full queue does not make get() wait
+            self._queue.put_nowait(WAKE)
 
     def close(self) -> None:
         """Stop receiving; idempotent."""
@@ -163,6 +175,7 @@ class EventBus:
             subs, self._subs = self._subs, []
         for sub in subs:
             sub.closed.set()
+            sub.wake()
 
     @property
     def closed(self) -> threading.Event:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,8 +12,9 @@ from typing import Any
 import pytest
 import requests
 
+from motey.communication.api.streams import StreamGate, StreamService
 from motey.errors import Busy
-from motey.events import QUEUE_SIZE, EventBus
+from motey.events import QUEUE_SIZE, Event, EventBus, Subscription
 from tests.helpers import TEST_IMAGE, MoteyNode, unique_name, wait_for
 
 
@@ -129,6 +132,55 @@ def test_only_real_changes_become_events_and_a_slow_subscriber_is_dropped() -> N
         bus.capabilities_changed("n", [{"capability": str(n)}])
     assert sub.closed.is_set()  # fell behind: dropped, not blocking the publisher
     bus.close()
+
+
+def test_an_idle_event_stream_sleeps_until_an_event_or_a_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stream polled its stop flag 4 times a second: an open web client woke an idle
+    node that often, and a stop waited for the next poll."""
+    waits: list[float] = []
+    real_get = Subscription.get
+
+    def counted(sub: Subscription, timeout: float) -> Event | None:
+        waits.append(timeout)
+        return real_get(sub, timeout)
+
+    monkeypatch.setattr(Subscription, "get", counted)
+    bus, gate = EventBus(), StreamGate()
+    stream = StreamService(gate, bus, logs=None).events()  # type: ignore[arg-type]
+    assert next(stream).endswith(": connected\n\n")
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(1.0)
+    assert len(waits) == 1 and waits[0] > 4  # one wait, until the heartbeat is due
+    bus.capabilities_changed("n", [{"capability": "zigbee"}])
+    assert "event: capability" in (lines.get(timeout=2) or "")
+    stopped = time.monotonic()
+    gate.close()  # the API server's stop: the waiting stream ends without a poll
+    assert lines.get(timeout=2) is None
+    assert time.monotonic() - stopped < 0.2, "ended by the wake, not by a timeout"
+    reader.join(timeout=2)
+    assert gate.open_streams == 0  # its slot is free again
+    bus.close()
+
+
+def test_closing_the_bus_ends_a_waiting_stream_too() -> None:
+    bus, gate = EventBus(), StreamGate()
+    stream = StreamService(gate, bus, logs=None).events()  # type: ignore[arg-type]
+    next(stream)
+    ended = threading.Event()
+    threading.Thread(target=lambda: (list(stream), ended.set()), daemon=True).start()
+    time.sleep(0.1)
+    bus.close()
+    assert ended.wait(1.0), "a closed bus left the stream waiting for its heartbeat"
 
 
 def _quiet_image_logs(node: MoteyNode) -> str:

@@ -25,7 +25,8 @@ log = logbook.Logger(__name__)
 
 #: Seconds between two comment lines on an idle stream (finds clients that went away).
 HEARTBEAT = 5.0
-#: Seconds a stream loop waits at most before it checks whether the server stops.
+#: Seconds a followed-log loop waits at most before it checks whether the server stops
+#: (the event stream needs no such poll: a stop wakes it, see :meth:`StreamGate.close`).
 TICK = 0.25
 
 
@@ -36,10 +37,15 @@ class StreamGate:
         self._max = max(1, max_streams)
         self._open = 0
         self._lock = threading.Lock()
+        self._wakers: dict[int, Callable[[], None]] = {}
         self.stopping = threading.Event()
 
-    def acquire(self) -> Callable[[], None]:
-        """Reserve a stream; returns its release function, or raises Busy."""
+    def acquire(self, wake: Callable[[], None] | None = None) -> Callable[[], None]:
+        """Reserve a stream; returns its release function, or raises Busy.
+
+        ``wake`` is called by :meth:`close`: a stream that waits without a timeout
+        (the event stream) ends at once instead of at its next poll.
+        """
         with self._lock:
             if self.stopping.is_set():
                 raise Busy("the node is shutting down; no new streams")
@@ -50,12 +56,17 @@ class StreamGate:
                 )
             self._open += 1
         released = threading.Event()
+        key = id(released)
+        if wake is not None:
+            with self._lock:
+                self._wakers[key] = wake
 
         def release() -> None:
             if not released.is_set():
                 released.set()
                 with self._lock:
                     self._open -= 1
+                    self._wakers.pop(key, None)
 
         return release
 
@@ -67,8 +78,13 @@ class StreamGate:
         self.stopping.clear()
 
     def close(self) -> None:
-        """Make every open stream end within :data:`TICK` seconds; idempotent."""
+        """End every open event stream now and every followed log within :data:`TICK`
+        seconds; idempotent."""
         self.stopping.set()
+        with self._lock:
+            wakers = list(self._wakers.values())
+        for wake in wakers:
+            wake()
 
 
 class StreamService:
@@ -92,19 +108,22 @@ class StreamService:
         The slot and the subscription are taken here, before the response starts, so a
         refusal is an ordinary 503 answer.
         """
-        release = self._gate.acquire()
+        sub = self._bus.subscribe()
         try:
-            sub = self._bus.subscribe()
+            release = self._gate.acquire(wake=sub.wake)
         except BaseException:
-            release()
+            sub.close()
             raise
 
         def stream() -> Iterator[str]:
+            # No timed poll: the stream sleeps until an event, its next heartbeat, or a
+            # stop (the gate and the bus wake it), so an open web client costs an idle
+            # node no wakeups between heartbeats and delays no shutdown.
             try:
                 yield "retry: 2000\n: connected\n\n"
                 last = time.monotonic()
                 while not self._gate.stopping.is_set() and not sub.closed.is_set():
-                    event = sub.get(TICK)
+                    event = sub.get(max(0.01, HEARTBEAT - (time.monotonic() - last)))
                     if event is not None:
                         payload = json.dumps({"at": event.at, **event.data})
                         yield f"id: {event.id}\nevent: {event.kind}\ndata: {payload}\n\n"
