@@ -8,7 +8,7 @@ from pathlib import Path
 
 from motey.models.image import Image
 from motey.models.node import NodeReachability
-from motey.models.service import ServiceState
+from motey.models.service import Service, ServiceState
 from motey.orchestrator.fencing import Fence
 from motey.val.plugin import LABEL_IMAGE_ID, LABEL_ON_DISCONNECT, LABEL_OWNER_ID, LABEL_OWNER_IP
 from tests.fakes import FakePeer, Rig, blueprint, build, wait_state
@@ -34,6 +34,16 @@ def cut(rig: Rig, peer: FakePeer, presence: bool = False, answers: bool = False)
     rig.nodes.upsert(node)
 
 
+def moved_to(rig: Rig, sid: str, peer: FakePeer) -> Service:
+    """After one more watch round: the service runs again, its image on ``peer``."""
+    rig.orchestrator.watch_once()
+    moved = rig.orchestrator.get_service(sid)
+    assert moved.state is ServiceState.RUNNING, moved.state_message
+    assert moved.images[0].node == peer.ip
+    assert peer.engine.running() == {moved.images[0].id}
+    return moved
+
+
 def test_an_unreachable_node_loses_its_images_after_reschedule_after(tmp_path: Path) -> None:
     rig = build(tmp_path, request_timeout=0.05, reschedule_after=0.3)
     try:
@@ -44,11 +54,7 @@ def test_an_unreachable_node_loses_its_images_after_reschedule_after(tmp_path: P
         assert hurt.images[0].node == dead.ip  # not yet: reschedule_after has not passed
         assert hurt.state is ServiceState.ERROR and "unreachable" in hurt.state_message
         time.sleep(0.35)
-        rig.orchestrator.watch_once()
-        moved = rig.orchestrator.get_service(sid)
-        assert moved.state is ServiceState.RUNNING, moved.state_message
-        assert moved.images[0].node == spare.ip
-        assert spare.engine.running() == {moved.images[0].id}
+        moved = moved_to(rig, sid, spare)
         event = moved.history[-2]["message"]
         assert f"moved from {dead.ip} to {spare.ip}" in event and "unreachable" in event
     finally:
@@ -66,11 +72,7 @@ def test_a_moved_image_skips_a_target_that_refuses_it(
         cut(rig, dead)
         rig.orchestrator.watch_once()
         time.sleep(0.1)
-        rig.orchestrator.watch_once()
-        moved = rig.orchestrator.get_service(sid)
-        assert moved.state is ServiceState.RUNNING, moved.state_message
-        assert moved.images[0].node == third.ip
-        assert third.engine.running() == {moved.images[0].id}
+        moved = moved_to(rig, sid, third)
         assert spare.engine.running() == set() and dead.engine.running() == {moved.images[0].id}
         messages = [h["message"] for h in moved.history]
         assert any("refused by node" in m and "allowed_images" in m for m in messages)
