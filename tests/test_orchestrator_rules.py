@@ -206,6 +206,29 @@ def test_an_image_no_node_can_run_waits_and_is_placed_when_one_qualifies(rig: Ri
     assert any("placed on 127.9.0.3" in h["message"] for h in placed.history)
 
 
+def test_the_write_that_shows_an_image_waiting_says_what_the_service_waits_for(
+    tmp_path: Path,
+) -> None:
+    """The service said "deploying images" until its other images had started, while its
+    stored images already showed one waiting (a reader in CI saw exactly that)."""
+    rig = build(tmp_path)
+    try:
+        rig.engine.start_delay = 0.5
+        service = rig.orchestrator.submit_blueprint(
+            blueprint({"name": "plain"}, {"name": "cam", "capabilities": ["camera"]})
+        )
+        deadline = time.monotonic() + 3
+        while not (waiting := rig.orchestrator.get_service(service.id)).images[1].node_id:
+            if waiting.images[1].awaiting_placement or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
+        assert waiting.images[1].awaiting_placement
+        assert waiting.images[0].state is ImageState.INSTANTIATING  # still starting
+        assert "no node has camera" in waiting.state_message, waiting.state_message
+    finally:
+        rig.close()
+
+
 def test_a_local_capability_event_places_a_waiting_image_at_once(tmp_path: Path) -> None:
     rig = build(tmp_path)
     rig.orchestrator.watcher._interval = 0.05  # a real watcher thread, woken by the event

@@ -104,6 +104,10 @@ class DeployStep:
             placed = [i for i in service.images if i.node or i.node_id]
             for image in placed:
                 image.state, image.state_message = ImageState.INSTANTIATING, ""
+            if any(i.awaiting_placement for i in service.images):
+                # The service says what it waits for in the same write that shows its
+                # images waiting (a reader saw waiting images under "deploying images").
+                self._book.refresh_state(service, persist=False)
             # Stored before any image starts: an owner that restarts now still knows
             # where each image went (claims, recovery), and the job resumes from here.
             self._book.save(service)
