@@ -306,7 +306,7 @@ def test_when_every_fitting_node_refuses_the_service_fails_naming_each(rig: Rig)
     failed = wait_state(rig, service.id, "ERROR")
     assert "allow_devices" in failed.state_message
     assert "allowed_bind_paths" in failed.state_message
-    assert "no other node takes it" in failed.state_message
+    assert "no other node takes it (of the others: no node has zigbee" in failed.state_message
     assert rig.remote.peers["127.9.0.4"].engine.running() == set()
     assert rig.engine.running() == set()  # the local image was rolled back
     assert failed.images[1].state is ImageState.ERROR

@@ -246,7 +246,10 @@ class DeployStep:
             target = self._placement.place(image, exclude=refused)
         except PlacementError as none:
             raise type(error)(
-                f"{'; '.join(refusals)}; no other node takes it ({none.reason or none.message})",
+                # The refusers are not asked again, so the reason speaks of the others
+                # only ("no node has zigbee" alone would deny that the refusers have it).
+                f"{'; '.join(refusals)}; no other node takes it "
+                f"(of the others: {none.reason or none.message})",
                 field=error.field,
                 details={"refusals": refusals},
             ) from None
